@@ -1,0 +1,5 @@
+import sys
+
+from hypersiren.cli import main
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""Images as signals: loading (files or scikit-image's bundled samples), resizing, value normalisation.
+
+Tensors are (C, H, W) float in [0, 1] unless stated; network values are ``2 v - 1`` in [-1, 1].
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hypersiren.errors import InputError
+
+BUILTIN_IMAGES = ("camera", "astronaut")
+
+
+def to_unit(values: Tensor) -> Tensor:
+    """Network values in [-1, 1] -> image values in [0, 1] (clamped)."""
+    return ((values + 1) / 2).clamp(0, 1)
+
+
+def from_unit(image: Tensor) -> Tensor:
+    """Image values in [0, 1] -> network values in [-1, 1]."""
+    return image * 2 - 1
+
+
+def _builtin(name: str) -> np.ndarray:
+    from skimage import data
+
+    return getattr(data, name)()
+
+
+def load_image(source: str | Path, mode: str | None = None) -> Tensor:
+    """Read an image file (anything PIL reads) or a built-in name (``camera``, ``astronaut``).
+
+    mode: None keeps grayscale as 1 channel and turns everything else into RGB; "L" or "RGB" forces it.
+    Returns (C, H, W) float32 in [0, 1]. Raises InputError naming the problem.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if str(source) in BUILTIN_IMAGES and not Path(source).exists():
+        array = _builtin(str(source))
+        image = Image.fromarray(array)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"image not found: {path} (expected an image file or one of {', '.join(BUILTIN_IMAGES)})")
+        if path.is_dir():
+            raise InputError(f"expected an image file, got a directory: {path}")
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+                image = opened.copy()
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise InputError(f"cannot read image {path}: {err} (expected a PNG/JPEG/other format PIL reads)") from None
+    if mode is None:
+        mode = "L" if image.mode in ("L", "I", "I;16", "F", "1") else "RGB"
+    if image.mode in ("I", "I;16", "F") and mode == "L":
+        array = np.asarray(image, dtype=np.float64)
+        span = array.max() - array.min()
+        array = (array - array.min()) / (span if span > 0 else 1)
+        tensor = torch.from_numpy(array.astype(np.float32))[None]
+    else:
+        array = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
+        tensor = torch.from_numpy(array)
+        tensor = tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1)
+    if not torch.isfinite(tensor).all():
+        raise InputError(f"image {source} contains NaN or Inf values")
+    return tensor.contiguous()
+
+
+def resize(image: Tensor, height: int, width: int) -> Tensor:
+    """Antialiased bilinear resize of (C, H, W) or (B, C, H, W) to (height, width); values stay in range."""
+    import torch.nn.functional as F
+
+    batched = image if image.dim() == 4 else image[None]
+    if batched.shape[-2:] != (height, width):
+        batched = F.interpolate(batched, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    batched = batched.clamp(0, 1)
+    return batched if image.dim() == 4 else batched[0]
+
+
+def fit_size(height: int, width: int, longer_side: int) -> tuple[int, int]:
+    """(h, w) with the longer side ``longer_side`` and the aspect ratio kept."""
+    scale = longer_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def save_image(image: Tensor, path: str | Path) -> None:
+    """Write (C, H, W) in [0, 1] (C = 1 or 3) as an 8-bit PNG/JPEG, atomically."""
+    from PIL import Image
+
+    from hypersiren.io import atomic_write
+
+    array = (image.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+    array = array[0].numpy() if array.shape[0] == 1 else array.permute(1, 2, 0).numpy()
+    pil = Image.fromarray(array)
+    suffix = Path(path).suffix.lower().lstrip(".") or "png"
+    fmt = {"jpg": "JPEG", "jpeg": "JPEG"}.get(suffix, suffix.upper())
+    with atomic_write(path) as f:
+        pil.save(f, format=fmt)

@@ -1,0 +1,73 @@
+"""File-system helpers: atomic writes and output-directory checks."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+from hypersiren.errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Write to a temporary file beside ``path`` and rename it over ``path`` only if the block succeeds,
+    so readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, obj) -> None:
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def prepare_output_dir(path: str | Path) -> Path:
+    """Create ``path`` as a directory (parents too); a clear error if it is a file or not writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"output directory {path} is a file; expected a directory path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create output directory {path}: {err.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise InputError(f"output directory {path} is not writable")
+    return path
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Check, without creating anything, that ``path`` is or can become a writable directory."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"output directory {path} is a file; expected a directory path")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot create output directory {path}: {parent} is a file")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"output directory {path} is not writable")
+    return path
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Check that a file can be written at ``path`` (its parent is created); returns the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"output path {path} is a directory; expected a file name")
+    prepare_output_dir(path.parent if str(path.parent) else ".")
+    return path

@@ -1,0 +1,25 @@
+"""Build a coordinate network by name from a JSON-serialisable config (the form checkpoints store)."""
+from __future__ import annotations
+
+from torch import nn
+
+from hypersiren.nn.baselines import MLP, EncodedMLP, FourierFeatures, PositionalEncoding
+from hypersiren.nn.siren import Siren
+
+MODEL_NAMES = ("siren", "relu", "relu-pe", "fourier", "tanh")
+
+
+def build_model(name: str, in_features: int, out_features: int, hidden_features: int = 256,
+                hidden_layers: int = 3, first_omega: float = 30.0, hidden_omega: float = 30.0,
+                pe_frequencies: int = 10, fourier_features: int = 256, fourier_scale: float = 10.0) -> nn.Module:
+    """A network ``(..., in_features) -> (..., out_features)``; options that don't apply to ``name`` are ignored."""
+    if name == "siren":
+        return Siren(in_features, out_features, hidden_features, hidden_layers, first_omega, hidden_omega)
+    if name in ("relu", "tanh"):
+        return MLP(in_features, out_features, hidden_features, hidden_layers, name)
+    if name == "relu-pe":
+        return EncodedMLP(PositionalEncoding(in_features, pe_frequencies), out_features, hidden_features, hidden_layers)
+    if name == "fourier":
+        return EncodedMLP(FourierFeatures(in_features, fourier_features, fourier_scale), out_features,
+                          hidden_features, hidden_layers)
+    raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")

@@ -1,0 +1,109 @@
+"""Sinusoidal representation network (Sitzmann et al. 2020).
+
+Every sine layer computes ``sin(w0 * (W x + b))``; the last layer is linear. The same forward path runs with
+the module's own parameters or with *per-sample parameters*: a dict of the same names whose tensors carry a
+leading batch dimension B, applied to B coordinate sets in one batched call (used by hypernetworks and
+meta-learned priors). ``w0`` is folded into the (small) weight and bias instead of scaling the (large)
+activations.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+import torch.nn.functional as F
+
+
+def affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``x W^T + b``. weight (out, in) with x (..., in), or per-sample weight (B, out, in) with x (B, N, in)."""
+    if weight.dim() == 2:
+        return F.linear(x, weight, bias)
+    return torch.baddbmm(bias.unsqueeze(-2), x, weight.transpose(-1, -2))
+
+
+class Siren(nn.Module):
+    """SIREN ``in_features -> hidden_features x (hidden_layers + 1) -> out_features``.
+
+    ``hidden_layers`` counts the hidden-to-hidden sine layers, as in the paper's code: 3 hidden layers means
+    4 sine layers and one linear output layer (5 weight matrices).
+
+    Initialisation (paper, section 3.2): first layer weights U(-1/n, 1/n); every later layer
+    U(-sqrt(6/n)/w0, sqrt(6/n)/w0) with n the fan-in; biases keep PyTorch's U(-1/sqrt(n), 1/sqrt(n)).
+    """
+
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_features: int = 1,
+        hidden_features: int = 256,
+        hidden_layers: int = 3,
+        first_omega: float = 30.0,
+        hidden_omega: float = 30.0,
+    ):
+        super().__init__()
+        if min(in_features, out_features, hidden_features) < 1 or hidden_layers < 0:
+            raise ValueError("Siren needs positive feature counts and hidden_layers >= 0")
+        widths = [in_features] + [hidden_features] * (hidden_layers + 1) + [out_features]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.omegas = [float(first_omega)] + [float(hidden_omega)] * hidden_layers
+        self.config = dict(
+            in_features=in_features, out_features=out_features, hidden_features=hidden_features,
+            hidden_layers=hidden_layers, first_omega=float(first_omega), hidden_omega=float(hidden_omega),
+        )
+        self.reset_parameters()
+
+    @property
+    def num_sine_layers(self) -> int:
+        return len(self.omegas)
+
+    def weight_bound(self, index: int) -> float:
+        """Half-width of the uniform initialisation of layer ``index``'s weight."""
+        fan_in = self.layers[index].in_features
+        if index == 0:
+            return 1.0 / fan_in
+        return math.sqrt(6.0 / fan_in) / self.config["hidden_omega"]
+
+    def init_bounds(self) -> dict[str, float]:
+        """Uniform half-width of every parameter's initialisation, keyed like ``named_parameters``."""
+        bounds = {}
+        for i, layer in enumerate(self.layers):
+            bounds[f"layers.{i}.weight"] = self.weight_bound(i)
+            bounds[f"layers.{i}.bias"] = 1.0 / math.sqrt(layer.in_features)
+        return bounds
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        bounds = self.init_bounds()
+        for name, p in self.named_parameters():
+            p.uniform_(-bounds[name], bounds[name])
+
+    def parameter_shapes(self) -> dict[str, torch.Size]:
+        """The per-sample parameter layout: name -> shape of one sample's tensor (without the batch dim)."""
+        return {name: p.shape for name, p in self.named_parameters()}
+
+    def forward(self, coords: Tensor, params: dict[str, Tensor] | None = None, shifts: Tensor | None = None) -> Tensor:
+        """Evaluate the network.
+
+        coords: (..., in_features), or (B, N, in_features) with per-sample ``params``.
+        params: optional per-sample parameters, name -> (B, *shape); missing names fall back to the module's.
+        shifts: optional per-sample shift modulations (B, num_sine_layers, hidden_features) added to each
+            sine layer's pre-activation inside the sine (Dupont et al. 2022).
+        Returns (..., out_features).
+        """
+        x = coords
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            weight, bias = layer.weight, layer.bias
+            if params is not None:
+                weight = params.get(f"layers.{i}.weight", weight)
+                bias = params.get(f"layers.{i}.bias", bias)
+            if i == last:
+                return affine(x, weight, bias)
+            omega = self.omegas[i]
+            if shifts is not None:
+                bias = bias + shifts[:, i]
+                if weight.dim() == 2:
+                    weight = weight.expand(shifts.shape[0], *weight.shape)
+            x = torch.sin(affine(x, weight * omega, bias * omega))
+        raise AssertionError("unreachable")
