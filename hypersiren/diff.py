@@ -42,3 +42,20 @@ def hessian(y: Tensor, x: Tensor) -> Tensor:
 def laplacian(y: Tensor, x: Tensor) -> Tensor:
     """sum_i d^2 y/dx_i^2 for every output channel: y (..., m) -> (..., m)."""
     return torch.cat([divergence(_grad(y[..., i], x), x) for i in range(y.shape[-1])], dim=-1)
+
+
+def value_and_derivatives(model, coords: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Values (..., m), Jacobian (..., m, d) and the Hessian diagonal d^2 y/dx_j^2 (..., m, d) of a pointwise
+    network at ``coords`` (..., d), all differentiable with respect to the network's parameters.
+
+    The Laplacian is ``hess_diag.sum(-1)``. This autograd version works for any network; SIRENs take the
+    forward-mode path, which propagates the derivatives layer by layer in closed form.
+    """
+    x = coords if coords.requires_grad else coords.detach().requires_grad_(True)
+    y = model(x)
+    jac = jacobian(y, x)
+    hess_diag = torch.stack([
+        torch.stack([_grad(jac[..., i, j], x)[..., j] for j in range(x.shape[-1])], dim=-1)
+        for i in range(y.shape[-1])
+    ], dim=-2)
+    return y, jac, hess_diag
