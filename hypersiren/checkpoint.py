@@ -3,7 +3,7 @@
 One format for every model kind. A checkpoint holds a nested ``state`` (dicts, lists, tuples, tensors and
 JSON scalars: model weights, optimiser state, RNG state, step) and a JSON ``meta`` dict with at least
 ``kind`` (what built it, e.g. ``fit/image`` or ``prior/hypernet``) and ``model`` (the config that rebuilds the
-network). A SHA-256 over the tensor bytes detects truncated or bit-flipped files.
+network). A SHA-256 over the tensor bytes and the JSON header detects truncated or bit-flipped files.
 """
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from torch import Tensor
 from hypersiren.errors import CheckpointError
 from hypersiren.io import atomic_write
 
-FORMAT = "hypersiren-checkpoint/1"
+FORMAT = "hypersiren-checkpoint/2"  # /2: the checksum covers meta and structure too
+_READABLE = {"hypersiren-checkpoint/1": False, FORMAT: True}  # format -> whether its checksum covers the header
 
 
 def _pack(obj: Any, tensors: dict[str, Tensor], key: str) -> Any:
     if isinstance(obj, Tensor):
-        tensors[key] = obj.detach().cpu().contiguous()
+        # a private copy: safetensors refuses tensors sharing memory (tied weights, views of one buffer)
+        tensors[key] = obj.detach().to("cpu", copy=True).contiguous()
         return {"__tensor__": key}
     if isinstance(obj, dict):
         if not all(isinstance(k, (str, int)) for k in obj):
@@ -50,13 +52,16 @@ def _unpack(obj: Any, tensors: dict[str, Tensor]) -> Any:
     return obj
 
 
-def _digest(tensors: dict[str, Tensor]) -> str:
+def _digest(tensors: dict[str, Tensor], *texts: str) -> str:
+    """SHA-256 over the tensors (names, dtypes, shapes, bytes), then over ``texts`` (the JSON header fields)."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name]
         h.update(name.encode())
         h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    for text in texts:
+        h.update(len(text).to_bytes(8, "little") + text.encode())
     return h.hexdigest()
 
 
@@ -66,8 +71,8 @@ def save_checkpoint(path: str | Path, state: dict, meta: dict) -> None:
 
     tensors: dict[str, Tensor] = {}
     structure = _pack(state, tensors, "state")
-    header = {"format": FORMAT, "meta": json.dumps(meta), "structure": json.dumps(structure),
-              "sha256": _digest(tensors)}
+    texts = json.dumps(meta), json.dumps(structure)
+    header = {"format": FORMAT, "meta": texts[0], "structure": texts[1], "sha256": _digest(tensors, *texts)}
     payload = save(tensors, metadata=header)
     with atomic_write(path) as f:
         f.write(payload)
@@ -90,14 +95,17 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict, di
         tensors = load(data)
         header_len = int.from_bytes(data[:8], "little")
         header = json.loads(data[8 : 8 + header_len])["__metadata__"]
-        if header.get("format") != FORMAT:
+        if header.get("format") not in _READABLE:
             raise ValueError("missing hypersiren format tag")
+        texts = (header["meta"], header["structure"]) if _READABLE[header["format"]] else ()
+        if _digest(tensors, *texts) != header.get("sha256"):
+            raise CheckpointError(f"checkpoint {path} is corrupted: its checksum does not match (truncated or altered)")
         meta = json.loads(header["meta"])
-        structure = json.loads(header["structure"])
-    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        if not isinstance(meta, dict):
+            raise ValueError("meta is not a JSON object")
+        state = _unpack(json.loads(header["structure"]), tensors)
+    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path} is not a valid hypersiren checkpoint (safetensors with hypersiren metadata): {err}") from None
-    if _digest(tensors) != header.get("sha256"):
-        raise CheckpointError(f"checkpoint {path} is corrupted: its tensor checksum does not match")
     if kind is not None and not str(meta.get("kind", "")).startswith(kind):
         raise CheckpointError(f"checkpoint {path} holds a {meta.get('kind')!r} model; expected a {kind!r} checkpoint")
-    return _unpack(structure, tensors), meta
+    return state, meta

@@ -9,8 +9,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hypersiren.nn.siren import Siren
+from hypersiren.nn.siren_derivatives import siren_derivatives
+
 
 def _grad(y: Tensor, x: Tensor) -> Tensor:
+    if not y.requires_grad:  # a derivative that no longer depends on x (e.g. of a linear function): zero
+        return torch.zeros_like(x)
     (g,) = torch.autograd.grad(y, x, grad_outputs=torch.ones_like(y), create_graph=True, allow_unused=True)
     return torch.zeros_like(x) if g is None else g
 
@@ -44,16 +49,43 @@ def laplacian(y: Tensor, x: Tensor) -> Tensor:
     return torch.cat([divergence(_grad(y[..., i], x), x) for i in range(y.shape[-1])], dim=-1)
 
 
-def value_and_derivatives(model, coords: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def value_and_derivatives(model, coords: Tensor, order: int = 2, params: dict[str, Tensor] | None = None,
+                          shifts: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
     """Values (..., m), Jacobian (..., m, d) and the Hessian diagonal d^2 y/dx_j^2 (..., m, d) of a pointwise
     network at ``coords`` (..., d), all differentiable with respect to the network's parameters.
 
-    The Laplacian is ``hess_diag.sum(-1)``. This autograd version works for any network; SIRENs take the
-    forward-mode path, which propagates the derivatives layer by layer in closed form.
+    The Laplacian is ``hess_diag.sum(-1)``. ``order=1`` skips the Hessian (returned as None) for losses that
+    need only first derivatives. A ``Siren`` takes the forward-mode path of ``hypersiren.nn.siren_derivatives``
+    (closed-form propagation layer by layer, also with per-sample ``params``/``shifts`` as in
+    ``Siren.forward``); any other network goes through autograd (double backward).
     """
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order}")
+    if isinstance(model, Siren):
+        return siren_derivatives(model, coords, params=params, shifts=shifts, order=order)
+    return autograd_value_and_derivatives(model, coords, order=order, params=params, shifts=shifts)
+
+
+def value_and_laplacian(model, coords: Tensor, params: dict[str, Tensor] | None = None,
+                        shifts: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Values (..., m), Jacobian (..., m, d) and Laplacian (..., m) at ``coords`` (..., d), differentiable with
+    respect to the parameters. For a ``Siren`` the forward-mode path carries one Laplacian row per layer
+    instead of d Hessian-diagonal rows (cheaper than ``value_and_derivatives``); other networks use autograd."""
+    if isinstance(model, Siren):
+        return siren_derivatives(model, coords, params=params, shifts=shifts, order=2, trace=True)
+    y, jac, hess_diag = autograd_value_and_derivatives(model, coords, params=params, shifts=shifts)
+    return y, jac, hess_diag.sum(-1)
+
+
+def autograd_value_and_derivatives(model, coords: Tensor, order: int = 2, params: dict[str, Tensor] | None = None,
+                                   shifts: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``value_and_derivatives`` through autograd for any network (the reference the fast path is tested against)."""
+    extra = {k: v for k, v in (("params", params), ("shifts", shifts)) if v is not None}
     x = coords if coords.requires_grad else coords.detach().requires_grad_(True)
-    y = model(x)
+    y = model(x, **extra)
     jac = jacobian(y, x)
+    if order == 1:
+        return y, jac, None
     hess_diag = torch.stack([
         torch.stack([_grad(jac[..., i, j], x)[..., j] for j in range(x.shape[-1])], dim=-1)
         for i in range(y.shape[-1])

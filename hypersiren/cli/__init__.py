@@ -4,25 +4,43 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from hypersiren.errors import HypersirenError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from hypersiren.cli import fit
+class Parser(argparse.ArgumentParser):
+    """Reports a bad command line as one line (what was wrong, where to look) instead of usage + error."""
 
-    parser = argparse.ArgumentParser(prog="hypersiren", description="Implicit neural representations with SIRENs.")
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hypersiren.cli import fit, generate, prior
+
+    parser = Parser(prog="hypersiren", description="Implicit neural representations with SIRENs.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (fit,):
+    for module in (fit, prior, generate):
         module.register(subparsers)
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr, like errors (not Python's file:line plus source line)."""
+    print(f"hypersiren: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a bad command line (2), already reported
+        return int(exit_.code or 0)
+    try:
+        with warnings.catch_warnings():  # restores Python's own warning display when main returns
+            warnings.showwarning = _show_warning
+            return int(args.handler(args) or 0)
     except HypersirenError as err:
         print(f"hypersiren: error: {err}", file=sys.stderr)
         return 2

@@ -27,7 +27,14 @@ def add_engine_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
                        help="on a NaN/Inf loss: stop keeping the last checkpoint, or skip the step (default: stop)")
     group.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     group.add_argument("--compile", action="store_true", help="torch.compile the network")
-    group.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    again = group.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint (from step 0 if it has none yet)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="start again in an --out holding an earlier run (deletes its checkpoint, metrics and "
+                            "TensorBoard events); without --resume or --overwrite such a directory is refused")
+    group.add_argument("--minutes", type=non_negative_float, default=base["minutes"],
+                       help="wall-clock budget: stop and checkpoint after this many minutes, 0 = off (default: 0)")
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -36,22 +43,25 @@ def engine_options(args: argparse.Namespace):
 
     return TrainOptions(steps=args.steps, lr=args.lr, seed=args.seed, summary_every=args.summary_every,
                         checkpoint_every=args.checkpoint_every, clip_grad=args.clip_grad, on_nan=args.on_nan,
-                        amp=args.amp, compile=args.compile, resume=args.resume, progress=not args.no_progress)
+                        amp=args.amp, compile=args.compile, resume=args.resume, overwrite=args.overwrite,
+                        progress=not args.no_progress, minutes=args.minutes)
 
 
 def run_task(task_cls, args: argparse.Namespace) -> int:
     """Build the task from parsed options (inputs are checked before anything is written), train, report."""
-    from hypersiren.engine import train
+    from hypersiren.engine import check_run_dir, train
     from hypersiren.io import check_output_dir
     from hypersiren.runtime import resolve_device, seed_everything
 
     config = {k: v for k, v in vars(args).items() if k != "handler"}
     config["out"] = args.out or f"runs/fit-{task_cls.name}"
     out = check_output_dir(config["out"])
+    options = engine_options(args)
+    check_run_dir(out, options)
     device = resolve_device(args.device)
     seed_everything(args.seed)
     task = task_cls(config, device)  # reads and checks every input before anything is written
-    metrics = train(task, engine_options(args), out, config)
+    metrics = train(task, options, out, config)
     shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
     print(f"{task_cls.name}: {shown}")
     print(f"wrote {out}/ (tensorboard --logdir {out})")

@@ -58,6 +58,8 @@ def load_image(source: str | Path, mode: str | None = None) -> Tensor:
         mode = "L" if image.mode in ("L", "I", "I;16", "F", "1") else "RGB"
     if image.mode in ("I", "I;16", "F") and mode == "L":
         array = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(array).all():
+            raise InputError(f"image {source} contains NaN or Inf values")
         span = array.max() - array.min()
         array = (array - array.min()) / (span if span > 0 else 1)
         tensor = torch.from_numpy(array.astype(np.float32))[None]
@@ -87,16 +89,36 @@ def fit_size(height: int, width: int, longer_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def image_format(path: str | Path) -> str:
+    """The PIL format that ``path``'s suffix names (no suffix: PNG); InputError if PIL cannot write it."""
+    from PIL import Image
+
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix) if suffix else "PNG"
+    if fmt not in Image.SAVE:
+        raise InputError(f"cannot write a picture named {Path(path).name}: unknown image suffix {suffix!r}; "
+                         "expected .png, .jpg or another format PIL writes")
+    return fmt
+
+
+def check_image_output(path: str | Path) -> Path:
+    """``check_output_file`` for a picture: also checks that the suffix names a format PIL writes."""
+    from hypersiren.io import check_output_file
+
+    image_format(path)
+    return check_output_file(path)
+
+
 def save_image(image: Tensor, path: str | Path) -> None:
-    """Write (C, H, W) in [0, 1] (C = 1 or 3) as an 8-bit PNG/JPEG, atomically."""
+    """Write (C, H, W) in [0, 1] (C = 1 or 3) as an 8-bit picture in the format of the suffix (PNG, JPEG...),
+    atomically."""
     from PIL import Image
 
     from hypersiren.io import atomic_write
 
+    fmt = image_format(path)
     array = (image.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
     array = array[0].numpy() if array.shape[0] == 1 else array.permute(1, 2, 0).numpy()
     pil = Image.fromarray(array)
-    suffix = Path(path).suffix.lower().lstrip(".") or "png"
-    fmt = {"jpg": "JPEG", "jpeg": "JPEG"}.get(suffix, suffix.upper())
     with atomic_write(path) as f:
         pil.save(f, format=fmt)

@@ -16,10 +16,13 @@ import torch.nn.functional as F
 
 
 def affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """``x W^T + b``. weight (out, in) with x (..., in), or per-sample weight (B, out, in) with x (B, N, in)."""
-    if weight.dim() == 2:
-        return F.linear(x, weight, bias)
-    return torch.baddbmm(bias.unsqueeze(-2), x, weight.transpose(-1, -2))
+    """``x W^T + b``. x (..., in) with weight (out, in) and bias (out,); or x (B, N, in) with a per-sample
+    weight (B, out, in) and/or a per-sample bias (B, out)."""
+    if weight.dim() == 3:
+        return torch.baddbmm(bias.unsqueeze(-2), x, weight.transpose(-1, -2))
+    if bias.dim() == 2:  # shared weight, per-sample bias: one big matmul instead of B small ones
+        return F.linear(x, weight) + bias.unsqueeze(-2)
+    return F.linear(x, weight, bias)
 
 
 class Siren(nn.Module):
@@ -103,7 +106,11 @@ class Siren(nn.Module):
             omega = self.omegas[i]
             if shifts is not None:
                 bias = bias + shifts[:, i]
-                if weight.dim() == 2:
-                    weight = weight.expand(shifts.shape[0], *weight.shape)
-            x = torch.sin(affine(x, weight * omega, bias * omega))
+            x = _sine(affine(x, weight * omega, bias * omega))
         raise AssertionError("unreachable")
+
+
+def _sine(pre: Tensor) -> Tensor:
+    """``sin(pre)``; in place when no gradient will flow back through it (inference, rendering), which saves
+    one activation-sized buffer and one pass over memory per layer."""
+    return torch.sin(pre) if pre.requires_grad else pre.sin_()

@@ -4,5 +4,6 @@ Every prior implements ``FunctionPrior``; they are registered by ``method`` name
 ``HyperSiren.load`` serve all of them.
 """
 from hypersiren.priors.base import PRIORS, FunctionPrior, register_prior
+from hypersiren.priors import functa, hypernet, maml  # noqa: F401  (registers "functa", "hypernet", "maml", "reptile")
 
 __all__ = ["PRIORS", "FunctionPrior", "register_prior"]

@@ -44,6 +44,10 @@ class FunctionPrior(nn.Module):
         ``target_values`` (B, N, 3), plus the method's regularisers; returns (loss, named scalars)."""
         raise NotImplementedError
 
+    def forward(self, images: Tensor, masks: Tensor, target_coords: Tensor, target_values: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The training loss, so that calling a DistributedDataParallel/compiled wrapper synchronises gradients."""
+        return self.training_loss(images, masks, target_coords, target_values)
+
     @property
     def latent_dim(self) -> int | None:
         """Size of a flat latent vector if codes are vectors (for sampling and interpolation), else None."""

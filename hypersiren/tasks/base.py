@@ -55,6 +55,10 @@ class Task:
     def summaries(self, writer, step: int) -> None:
         """Write pictures/audio to a TensorBoard SummaryWriter."""
 
+    def final_state(self) -> dict[str, Any]:
+        """Extra entries of the checkpoint written when training ends (tensors, dicts, JSON scalars; default none)."""
+        return {}
+
     def write_outputs(self, out_dir: Path) -> list[Path]:
         """Write the rendered result (PNG, WAV, mesh) into ``out_dir``; returns the paths written."""
         return []
@@ -89,7 +93,7 @@ def _number(kind: type, low: float, inclusive: bool, what: str):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not (value >= low if inclusive else value > low) or value != value:
+        if not (value >= low if inclusive else value > low) or value != value or value == float("inf"):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
         return value
 

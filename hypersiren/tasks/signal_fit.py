@@ -18,12 +18,13 @@ from hypersiren.tasks.base import Task, add_model_arguments, model_from_config, 
 
 
 class SignalFit(Task):
-    first_omega: float = 30.0
+    first_omega: float = 30.0  # default w0 of the first sine layer
+    batch_points: int = 0  # default --batch-points (0 = full batch)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--batch-points", type=non_negative_int, default=0,
-                            help="random samples per step (default: 0 = every sample, full batch)")
+        parser.add_argument("--batch-points", type=non_negative_int, default=cls.batch_points,
+                            help=f"random samples per step, 0 = every sample (full batch) (default: {cls.batch_points})")
         add_model_arguments(parser, first_omega=cls.first_omega)
 
     def load_signal(self) -> Tensor:
@@ -35,6 +36,7 @@ class SignalFit(Task):
         signal = self.load_signal()
         self.shape = tuple(signal.shape[:-1])
         self.values = signal.reshape(-1, signal.shape[-1]).to(device)
+        self.targets = self.values  # what ``batch`` draws per sample (N, ...); derivative-supervised tasks replace it
         self.coords = grid(*self.shape, device=device)
         self.model, self._meta = model_from_config(config, len(self.shape), signal.shape[-1])
         self.model.to(device)
@@ -45,9 +47,9 @@ class SignalFit(Task):
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
         k = self.config["batch_points"]
         if k == 0 or k >= len(self.coords):
-            return self.coords, self.values
+            return self.coords, self.targets
         index = torch.randint(len(self.coords), (k,), device=self.device)
-        return self.coords[index], self.values[index]
+        return self.coords[index], self.targets[index]
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, float]]:
         coords, target = batch

@@ -1,0 +1,132 @@
+"""Step time and peak memory of a Laplacian-supervised SIREN fit: forward-mode derivatives vs double backward.
+
+One training step = Laplacian of the network on the full grid, MSE against a target Laplacian, backward, Adam.
+Methods:
+  double-backward    the paper's code: autograd gradient, then its divergence (``hypersiren.diff.laplacian``)
+  forward-hessian    ``diff.value_and_derivatives`` (forward-mode jet with the d Hessian-diagonal rows), summed
+  forward-laplacian  ``diff.value_and_laplacian`` (forward-mode jet carrying one Laplacian row)
+
+Time: all methods run interleaved in one process (round after round, so a busy machine slows them alike);
+the median step is reported, the first (warm-up) round dropped. Memory: the bytes autograd keeps for the
+backward pass (every distinct storage saved through ``torch.autograd.graph.saved_tensors_hooks``), which is the
+part of a step's memory that grows with the grid and the one the methods differ in; exact and independent of
+the machine's load. On CUDA also the step's peak ``torch.cuda.max_memory_allocated`` (CPU allocations are not
+traced by tracemalloc, and the process's peak RSS is dominated by torch itself at small sizes).
+
+    python benchmarks/derivative_speed.py              # 256x256, SIREN 256x3 (the paper's setting)
+    python benchmarks/derivative_speed.py --quick      # 64x64, a few steps
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+
+from hypersiren import diff
+from hypersiren.data.grid import grid
+from hypersiren.nn import Siren
+from hypersiren.runtime import resolve_device
+
+
+def _laplacian_double_backward(model, coords):
+    x = coords.clone().requires_grad_(True)
+    return diff.laplacian(model(x), x)
+
+
+METHODS = {
+    "double-backward": _laplacian_double_backward,
+    "forward-hessian": lambda model, coords: diff.value_and_derivatives(model, coords)[2].sum(-1),
+    "forward-laplacian": lambda model, coords: diff.value_and_laplacian(model, coords)[2],
+}
+
+
+class Fit:
+    """A Laplacian-supervised fit of a random target (fixed seed), ready to step."""
+
+    def __init__(self, args, device):
+        torch.manual_seed(0)
+        self.coords = grid(args.size, args.size, device=device)
+        self.target = torch.randn(len(self.coords), 1, device=device)
+        self.model = Siren(2, 1, args.hidden_features, args.hidden_layers).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        self.device = device
+
+    def step(self, method: str) -> dict[str, float]:
+        """One optimisation step: its wall time (s), the bytes saved for backward and, on CUDA, peak bytes."""
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+        saved: dict[int, int] = {}
+
+        def pack(t: torch.Tensor):
+            storage = t.untyped_storage()
+            saved[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        tick = time.perf_counter()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            lap = METHODS[method](self.model, self.coords)
+            loss = torch.mean((lap - self.target) ** 2)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        result = {"step_s": time.perf_counter() - tick, "saved_bytes": sum(saved.values())}
+        if cuda:
+            result["peak_bytes"] = torch.cuda.max_memory_allocated(self.device) - base
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=256, help="grid side (default: 256)")
+    parser.add_argument("--hidden-features", type=int, default=256)
+    parser.add_argument("--hidden-layers", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per method (default: 5)")
+    parser.add_argument("--quick", action="store_true", help="64x64 grid, 3 steps")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.steps = 64, 3
+    device = resolve_device(args.device)
+    fit = Fit(args, device)
+    steps: dict[str, list[dict]] = {m: [] for m in METHODS}
+    for round_ in range(args.steps + 1):
+        for method in METHODS:
+            result = fit.step(method)
+            if round_ > 0:
+                steps[method].append(result)
+    results = {m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in steps.items()}
+
+    ref = results["double-backward"]
+    threads = torch.get_num_threads()
+    print(f"Laplacian-supervised fit, {args.size}x{args.size} grid (full batch), SIREN "
+          f"{args.hidden_features}x{args.hidden_layers}, {device} ({threads} threads), median of {args.steps} steps")
+    cuda = device.type == "cuda"
+    print("| method | step time | speed-up | saved for backward | vs double backward |"
+          + (" peak memory | vs double backward |" if cuda else ""))
+    print("| --- | --- | --- | --- | --- |" + (" --- | --- |" if cuda else ""))
+    for method, r in results.items():
+        row = (f"| {method} | {r['step_s'] * 1000:.0f} ms | {ref['step_s'] / r['step_s']:.2f}x | "
+               f"{r['saved_bytes'] / 2**20:.0f} MiB | {r['saved_bytes'] / ref['saved_bytes']:.2f}x |")
+        if cuda:
+            row += f" {r['peak_bytes'] / 2**20:.0f} MiB | {r['peak_bytes'] / ref['peak_bytes']:.2f}x |"
+        print(row)
+    if args.json:
+        from hypersiren.io import write_json
+
+        write_json(args.json, {"size": args.size, "hidden_features": args.hidden_features,
+                               "hidden_layers": args.hidden_layers, "device": str(device), "threads": threads,
+                               "steps": args.steps, "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Paper figure (section 4.3): frames of the SIREN wave-equation solution beside a finite-difference reference.
+
+    python eval/wave.py --out runs/eval-wave [--skip-training] [options of `hypersiren fit wave`]
+
+Trains ``hypersiren fit wave`` into ``--out`` (unknown options are passed on), or with ``--skip-training`` reads
+the finished run there, then writes ``wave_figure.png`` beside it: the network's field and the reference at the
+evaluation times (one colour scale per time, relative L2 error in each title) and both along y = 0.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hypersiren.cli import main as hypersiren
+from hypersiren.engine import restore_task
+from hypersiren.errors import HypersirenError
+from hypersiren.io import atomic_write
+from hypersiren.tasks.wave import Wave
+
+
+def figure(task: Wave, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fit, reference = task.frames().numpy(), task.reference.numpy()
+    n, columns = reference.shape[-1], len(task.times)
+    fig, axes = plt.subplots(3, columns, figsize=(3 * columns, 8.6), squeeze=False)
+    x = np.linspace(-1, 1, n)
+    for i, t in enumerate(task.times):
+        scale = max(np.abs(reference[i]).max(), 1e-12)
+        error = np.linalg.norm(fit[i] - reference[i]) / np.linalg.norm(reference[i])
+        for row, (name, field) in enumerate((("network", fit[i]), ("finite differences", reference[i]))):
+            axes[row, i].imshow(field, cmap="RdBu", vmin=-scale, vmax=scale, extent=(-1, 1, 1, -1))
+            axes[row, i].set_title(f"{name}, t = {t:.3g}" + (f"\nrel. L2 error {error:.3f}" if row == 0 else ""), fontsize=9)
+            axes[row, i].set_xticks([])
+            axes[row, i].set_yticks([])
+        axes[2, i].plot(x, reference[i, n // 2], "k--", lw=1, label="finite differences")
+        axes[2, i].plot(x, fit[i, n // 2], lw=1, label="network")
+        axes[2, i].set_title(f"through the centre, t = {t:.3g}", fontsize=9)
+    axes[2, 0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/eval-wave", help="run directory (default: runs/eval-wave)")
+    parser.add_argument("--skip-training", action="store_true", help="use the finished run in --out")
+    args, fit_options = parser.parse_known_args(argv)
+    if not args.skip_training:
+        code = hypersiren(["fit", "wave", *fit_options, "--out", args.out])
+        if code:
+            return code
+    try:
+        task = restore_task(Wave, args.out)
+        path = Path(args.out) / "wave_figure.png"
+        figure(task, path)
+    except HypersirenError as err:
+        print(f"eval/wave.py: error: {err}", file=sys.stderr)
+        return 2
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in task.metrics().items())
+    print(f"{shown}\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

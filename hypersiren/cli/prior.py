@@ -1,0 +1,289 @@
+"""Face priors on the command line: ``train prior``, ``complete``, ``eval prior`` and ``demo``."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+from hypersiren.tasks.base import non_negative_float, non_negative_int, positive_float, positive_int
+
+DEMO_TENSORBOARD = "tensorboard --logdir {out}"
+
+
+def _init_distributed(args: argparse.Namespace) -> int:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, else gloo), pick this rank's GPU;
+    returns the rank (0 without torchrun)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    import torch
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = args.device in ("auto", "cuda") and torch.cuda.is_available()
+    if cuda:
+        args.device = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+    elif args.device == "auto":
+        args.device = "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank()
+
+
+def _train_prior(args: argparse.Namespace) -> int:
+    from hypersiren.cli.fit import run_task
+    from hypersiren.tasks.face_prior import FacePrior
+
+    args.out = args.out or "runs/prior"
+    rank = _init_distributed(args)
+    if rank:
+        args.no_progress = True
+    try:
+        if rank:  # rank 0 reports; the others train silently
+            with contextlib.redirect_stdout(io.StringIO()):
+                return run_task(FacePrior, args)
+        return run_task(FacePrior, args)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _mask_picture(path: str, image):
+    """The --mask picture as a boolean mask (white = known) for ``image`` (C, H, W): of the image's size (centre-
+    cropped like a non-square image) or the prior's resolution; the prior refuses any other size."""
+    from hypersiren.data.faces import square_crop
+    from hypersiren.data.image import load_image
+
+    mask = load_image(path).mean(dim=0) > 0.5
+    return square_crop(mask) if mask.shape == image.shape[-2:] else mask
+
+
+def _context(args: argparse.Namespace):
+    if args.half:
+        return dict(mask="half")
+    if args.mask is not None:
+        return dict(mask=args.mask)
+    return dict(num_pixels=args.pixels)
+
+
+def _complete(args: argparse.Namespace) -> int:
+    from hypersiren.data.image import check_image_output, load_image, save_image
+    from hypersiren.prior import HyperSiren
+
+    out = check_image_output(args.out)
+    image = load_image(args.image)
+    prior = HyperSiren.load(args.checkpoint)
+    if args.mask is not None and not Path(args.mask).is_file():
+        from hypersiren.errors import InputError
+
+        raise InputError(f"mask picture not found: {args.mask} (expected an image file, white = known)")
+    if args.mask is not None:
+        args.mask = _mask_picture(args.mask, image)
+    if args.samples:
+        from hypersiren.cli.generate import ensure_density
+
+        if args.refine_steps:
+            from hypersiren.errors import InputError
+
+            raise InputError("--refine-steps does not combine with --samples (sampled completions are fitted to the "
+                             "context already); use one of them")
+        ensure_density(prior, args)
+    with warnings.catch_warnings(record=True) as notes:  # documented conversions (e.g. centre crop) as notes
+        warnings.simplefilter("always", UserWarning)
+        if args.samples:
+            picture = prior.complete_samples_side_by_side(image, **_context(args), num=args.samples,
+                                                          resolution=args.resolution, seed=args.seed,
+                                                          temperature=args.temperature)
+        else:
+            picture = prior.side_by_side(image, **_context(args), resolution=args.resolution, seed=args.seed,
+                                         refine_steps=args.refine_steps)
+    for note in notes:
+        print(f"note: {note.message}")
+    save_image(picture, out)
+    middle = f"{args.samples} sampled completions" if args.samples else "completion"
+    print(f"wrote {out} (context | {middle} | ground truth, {args.resolution}x{args.resolution})")
+    return 0
+
+
+def _evaluate_prior(prior, faces, args, out: Path) -> dict:
+    """Paper protocol on ``faces`` (N, 3, R, R) in [0, 1]; writes metrics.json, table.md, completions.png."""
+    from hypersiren.evaluation import evaluate_completion, write_evaluation
+    from hypersiren.tasks.face_prior import complete_faces
+
+    def complete(images, masks):
+        if getattr(args, "refine_steps", 0):
+            return prior.render(prior._infer(images, masks, args.refine_steps), images.shape[-1]).to(images.device)
+        return complete_faces(prior.prior, images, masks)
+
+    metrics, examples = evaluate_completion(complete, faces.to(prior.device), settings=_settings(args, prior.resolution),
+                                            seed=args.seed, batch_size=args.batch_size,
+                                            progress=not getattr(args, "no_progress", False))
+    write_evaluation(out, metrics, examples, faces)
+    return metrics
+
+
+def _settings(args: argparse.Namespace, resolution: int) -> tuple[str, ...]:
+    """The --settings to evaluate (by default those an R x R face allows), each checked now (InputError)."""
+    from hypersiren.data.context import evaluation_masks
+    from hypersiren.evaluation import SETTINGS
+    from hypersiren.tasks.face_prior import feasible_settings
+
+    settings = feasible_settings(args.settings, resolution) if args.settings == list(SETTINGS) else tuple(args.settings)
+    for setting in settings:
+        evaluation_masks(str(setting), 1, resolution)
+    return settings
+
+
+def _print_table(metrics: dict) -> None:
+    print("context   PSNR (dB)   SSIM")
+    for setting, values in metrics.items():
+        print(f"{setting:<8} {values['psnr']:9.2f}   {values['ssim']:.3f}")
+
+
+def _eval_prior(args: argparse.Namespace) -> int:
+    from hypersiren.data.faces import load_faces
+    from hypersiren.io import check_output_dir
+    from hypersiren.prior import HyperSiren
+
+    out = check_output_dir(args.out)
+    prior = HyperSiren.load(args.checkpoint, device=_device(args.device))
+    faces = load_faces(args.data, args.split, prior.resolution, val_fraction=args.val_fraction,
+                       progress=not args.no_progress)
+    if args.max_images:
+        faces = faces[: args.max_images]
+    metrics = _evaluate_prior(prior, faces, args, out)  # the directory is created once the evaluation succeeded
+    _print_table(metrics)
+    print(f"wrote {out}/ (metrics.json, table.md, completions.png)")
+    return 0
+
+
+def _device(name: str):
+    from hypersiren.runtime import resolve_device
+
+    return resolve_device(name)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Train a small prior on real faces, then complete held-out faces from a few pixels and a half."""
+    from hypersiren.data.faces import load_faces
+    from hypersiren.engine import TrainOptions, train
+    from hypersiren.io import check_output_dir
+    from hypersiren.prior import HyperSiren
+    from hypersiren.runtime import seed_everything
+    from hypersiren.tasks.face_prior import FacePrior
+
+    out = check_output_dir(args.out)
+    _settings(args, args.resolution)  # a bad --settings fails now, not after training
+    device = _device(args.device)
+    config = dict(data=args.data, resolution=args.resolution, val_fraction=0.1, max_train=0, eval_images=100,
+                  batch_size=args.batch_size, target_pixels=args.target_pixels, flip=True, method="hypernet",
+                  encoder="set", activation="relu", hypernet=args.hypernet, no_progress=args.no_progress)
+    seed_everything(args.seed)
+    task = FacePrior(config, device)
+    source = args.data or "scikit-image's LFW faces"
+    print(f"demo: training a {args.hypernet} hypernetwork prior on {len(task.faces)} faces from {source} "
+          f"({args.resolution}x{args.resolution}) for at most {args.minutes:g} min / {args.steps} steps")
+    options = TrainOptions(steps=args.steps, lr=args.lr, seed=args.seed, summary_every=args.summary_every,
+                           clip_grad=1.0, minutes=args.minutes, progress=not args.no_progress,
+                           overwrite=True)  # rerunning the demo trains afresh (and drops the old curves)
+    train(task, options, out / "train", {"command": "demo", **config, "seed": args.seed})
+    prior = HyperSiren.load(out / "train" / "checkpoint.safetensors", device=device)
+    metrics = _evaluate_prior(prior, task.held_out.cpu(), args, out / "eval")
+    print(f"held-out faces ({len(task.held_out)}) completed from a few known pixels:")
+    _print_table(metrics)
+    print(f"wrote {out / 'eval' / 'completions.png'} and {out / 'train' / 'completions.png'}")
+    print(f"look at training curves and completions: {DEMO_TENSORBOARD.format(out=out)}")
+    return 0
+
+
+def _add_context_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--pixels", type=positive_int, help="that many random known pixels (at the prior's resolution)")
+    group.add_argument("--mask", help="mask picture, white = known (the image's size or the prior's resolution)")
+    group.add_argument("--half", action="store_true", help="the top half is known")
+
+
+def _add_eval_options(parser: argparse.ArgumentParser, batch_size: int = 50) -> None:
+    from hypersiren.evaluation import SETTINGS
+
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS),
+                        help=f"contexts: pixel counts, half, full (default: {' '.join(SETTINGS)})")
+    parser.add_argument("--eval-batch-size", dest="batch_size", type=positive_int, default=batch_size,
+                        help=f"faces completed per batch (default: {batch_size})")
+
+
+def register(subparsers) -> None:
+    from hypersiren.cli.fit import add_engine_arguments
+    from hypersiren.tasks.face_prior import FacePrior
+
+    train = subparsers.add_parser("train", help="train a prior (see `hypersiren train prior --help`)")
+    kinds = train.add_subparsers(dest="what", metavar="WHAT", required=True)
+    parser = kinds.add_parser("prior", help=FacePrior.description, description=FacePrior.description +
+                              ". Runs under torchrun too (DistributedDataParallel, one process per GPU or gloo on CPU).")
+    FacePrior.add_arguments(parser)
+    add_engine_arguments(parser, FacePrior.defaults)
+    parser.set_defaults(handler=_train_prior)
+
+    complete = subparsers.add_parser("complete", help="complete a face from a few pixels with a trained prior",
+                                     description="Complete a face image from a context; writes context | completion | "
+                                                 "ground truth side by side.")
+    complete.add_argument("--checkpoint", required=True, help="prior checkpoint (from `hypersiren train prior`)")
+    complete.add_argument("--image", required=True, help="face image (non-square images are centre-cropped)")
+    _add_context_options(complete)
+    complete.add_argument("--out", required=True, help="output picture (PNG)")
+    complete.add_argument("--resolution", type=positive_int, default=128, help="rendering resolution (default: 128)")
+    complete.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random pixels (default: 0)")
+    complete.add_argument("--refine-steps", type=non_negative_int, default=0,
+                          help="test-time refinement steps of the code on the context (default: 0)")
+    sampled = complete.add_argument_group("several completions (hypernet/functa priors; hypersiren.generate)")
+    sampled.add_argument("--samples", type=non_negative_int, default=0,
+                         help="draw K plausible completions given the context (latent density prior + context fit, "
+                              "'randomise-then-optimise'); writes context | K completions | ground truth (default: 0 = "
+                              "the one predicted completion)")
+    sampled.add_argument("--temperature", type=non_negative_float, default=1.0,
+                         help="with --samples: spread of the completions (0: all the most probable one; default: 1)")
+    from hypersiren.cli.generate import add_density_arguments
+
+    add_density_arguments(complete)
+    complete.set_defaults(handler=_complete)
+
+    evaluate = subparsers.add_parser("eval", help="evaluate a trained model (see `hypersiren eval prior --help`)")
+    kinds = evaluate.add_subparsers(dest="what", metavar="WHAT", required=True)
+    parser = kinds.add_parser("prior", help="completion PSNR/SSIM at 10/100/1000 pixels, half and full (paper, Table 1)")
+    parser.add_argument("--checkpoint", required=True, help="prior checkpoint")
+    parser.add_argument("--data", default=None, help="faces folder or CelebA root (default: scikit-image's LFW faces)")
+    parser.add_argument("--split", default="all", choices=("train", "val", "test", "all"),
+                        help="which faces (default: all; a plain folder's val = its --val-fraction hold-out)")
+    parser.add_argument("--val-fraction", type=positive_float, default=0.1, help="hold-out share of a plain folder (default: 0.1)")
+    parser.add_argument("--max-images", type=non_negative_int, default=0, help="evaluate at most N faces (0: all)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random contexts (default: 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--refine-steps", type=non_negative_int, default=0, help="test-time refinement steps (default: 0)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_eval_options(parser)
+    parser.set_defaults(handler=_eval_prior)
+
+    demo = subparsers.add_parser("demo", help="train a small face prior in minutes and complete held-out faces",
+                                 description="Train a hypernetwork prior on real faces (scikit-image's LFW faces, or "
+                                             "--data), then complete held-out faces from 10/100/1000 pixels and a half.")
+    demo.add_argument("--data", default=None, help="faces folder or CelebA root (default: scikit-image's 100 LFW faces)")
+    demo.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
+    demo.add_argument("--minutes", type=positive_float, default=4.0, help="training budget in minutes (default: 4)")
+    demo.add_argument("--steps", type=positive_int, default=100000, help="at most this many steps (default: 100000)")
+    demo.add_argument("--resolution", type=positive_int, default=32, help="face resolution (default: 32)")
+    demo.add_argument("--batch-size", type=positive_int, default=32, help="faces per step (default: 32)")
+    demo.add_argument("--hypernet", choices=("full", "light"), default="light", help="hypernetwork form (default: light)")
+    demo.add_argument("--target-pixels", type=non_negative_int, default=256, help="pixels per face in the loss (default: 256)")
+    demo.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+    demo.add_argument("--summary-every", type=non_negative_int, default=200, help="TensorBoard pictures every N steps")
+    demo.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_eval_options(demo)
+    demo.set_defaults(handler=_demo)

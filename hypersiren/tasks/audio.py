@@ -1,0 +1,91 @@
+"""``fit audio``: represent one audio clip (WAV) as a function of time with a coordinate network.
+
+Time maps to [-1, 1] (first to last sample); the network fits ``samples / peak`` so its values span [-1, 1];
+outputs are scaled back by ``peak``. The paper's w0 = 3000 for the first layer lets a SIREN resolve the
+clip's high frequencies on that short interval.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from hypersiren.data.audio import load_audio, peak, resampled_length, save_audio
+from hypersiren.data.image import save_image
+from hypersiren.errors import InputError
+from hypersiren.tasks.base import non_negative_int
+from hypersiren.tasks.signal_fit import SignalFit
+
+
+def waveform_picture(tracks: dict[str, Tensor], rate: int) -> Tensor:
+    """Plot named waveforms (N,) above each other against time in seconds: (3, H, W) in [0, 1]."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(len(tracks), 1, figsize=(8, 1.6 * len(tracks)), sharex=True, sharey=True, squeeze=False)
+    for ax, (name, samples) in zip(axes[:, 0], tracks.items()):
+        values = samples.detach().float().cpu().numpy()
+        ax.plot(np.arange(len(values)) / rate, values, linewidth=0.4)
+        ax.set_ylabel(name)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    plt.close(fig)
+    return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).float() / 255.0
+
+
+class FitAudio(SignalFit):
+    name = "audio"
+    kind = "fit/audio"
+    description = "fit an audio clip (WAV: integer PCM or float, stereo averaged to mono) as a function of time"
+    defaults = {"steps": 1000, "lr": 1e-4}
+    first_omega = 3000.0
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("input", help="WAV file (8/16/24/32-bit PCM or 32/64-bit float, mono or stereo)")
+        parser.add_argument("--size", type=non_negative_int, default=0,
+                            help="keep only the first S samples of the clip (default: 0 = the whole clip)")
+        parser.add_argument("--render-rate", type=non_negative_int, default=0,
+                            help="sample rate in Hz of the rendered fit.wav; the fit is a continuous function of time "
+                                 "and is resampled (default: 0 = the clip's rate)")
+        super().add_arguments(parser)
+
+    def load_signal(self) -> Tensor:
+        samples, self.rate = load_audio(self.config["input"])
+        if self.config["size"] == 1:
+            raise InputError("--size 1 keeps a single sample; expected 0 (the whole clip) or at least 2")
+        if self.config["size"]:
+            samples = samples[: self.config["size"]]
+        self.samples = samples
+        self.peak = peak(samples)
+        return (samples / self.peak)[:, None]
+
+    def fit_samples(self, length: int | None = None) -> Tensor:
+        """The fit as samples (length,) in the clip's units (default length: the clip's)."""
+        return self.render((length,) if length else None)[:, 0] * self.peak
+
+    def waveforms(self, fit: Tensor) -> Tensor:
+        """Ground truth, fit and error plotted against time: (3, H, W)."""
+        return waveform_picture({"ground truth": self.samples, "fit": fit, "error": fit - self.samples}, self.rate)
+
+    def summaries(self, writer, step: int) -> None:
+        fit = self.fit_samples().cpu()
+        writer.add_audio("fit", fit.clamp(-1, 1)[None], step, sample_rate=self.rate)
+        writer.add_audio("ground_truth", self.samples[None], step, sample_rate=self.rate)
+        writer.add_image("waveforms", self.waveforms(fit), step)
+
+    def write_outputs(self, out_dir: Path) -> list[Path]:
+        rate = self.config["render_rate"] or self.rate
+        length = resampled_length(len(self.samples), self.rate, rate) if rate != self.rate else len(self.samples)
+        paths = [out_dir / "fit.wav", out_dir / "ground_truth.wav", out_dir / "waveforms.png"]
+        save_audio(self.fit_samples(length), rate, paths[0])
+        save_audio(self.samples, self.rate, paths[1])
+        save_image(self.waveforms(self.fit_samples().cpu()), paths[2])
+        return paths

@@ -1,0 +1,66 @@
+"""``fit video``: represent a video as a function of (t, y, x) with a coordinate network.
+
+Frame index, row and column each map to [-1, 1]; RGB values map from [0, 1] to [-1, 1] and back on output.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from hypersiren.data.image import fit_size, from_unit, save_image, to_unit
+from hypersiren.data.video import load_video, save_video
+from hypersiren.tasks.base import non_negative_int, positive_int
+from hypersiren.tasks.signal_fit import SignalFit
+from hypersiren.viz import side_by_side, stack_rows
+
+STRIP_FRAMES = 8  # frames shown in the frame strip and TensorBoard grid
+
+
+class FitVideo(SignalFit):
+    name = "video"
+    kind = "fit/video"
+    description = "fit a video (MP4 or anything FFmpeg decodes) as a function of frame, row and column"
+    defaults = {"steps": 1000, "lr": 1e-4}
+    batch_points = 65536
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("input", help="video file (MP4 or any container/codec FFmpeg decodes)")
+        parser.add_argument("--size", type=positive_int, default=64,
+                            help="longer side of each frame in pixels after resizing (default: 64)")
+        parser.add_argument("--frames", type=non_negative_int, default=0,
+                            help="fit only the first N frames (default: 0 = every frame)")
+        parser.add_argument("--render-size", type=non_negative_int, default=0,
+                            help="longer side of the rendered frames in fit.mp4 and fit_frames.png; "
+                                 "any resolution works (default: 0 = --size)")
+        super().add_arguments(parser)
+
+    def load_signal(self) -> Tensor:
+        self.frames, self.fps = load_video(self.config["input"], self.config["frames"], self.config["size"])
+        return from_unit(self.frames).permute(0, 2, 3, 1)
+
+    def fit_frames(self, frame_shape: tuple[int, int] | None = None) -> Tensor:
+        """The fit as frames (T, 3, H, W) in [0, 1], at the signal's frame size or ``frame_shape``."""
+        shape = (self.shape[0], *frame_shape) if frame_shape else None
+        return to_unit(self.render(shape)).permute(0, 3, 1, 2).cpu()
+
+    def frame_strip(self, frames: Tensor) -> Tensor:
+        """Up to STRIP_FRAMES evenly spaced frames of (T, 3, H, W) side by side: (3, H, W')."""
+        index = torch.linspace(0, len(frames) - 1, min(STRIP_FRAMES, len(frames))).round().long().unique()
+        return side_by_side(list(frames[index]))
+
+    def summaries(self, writer, step: int) -> None:
+        strips = [self.frame_strip(self.fit_frames()), self.frame_strip(self.frames)]
+        writer.add_image("frames_fit_over_ground_truth", stack_rows(strips), step)
+
+    def write_outputs(self, out_dir: Path) -> list[Path]:
+        size = self.config["render_size"] or self.config["size"]
+        fit = self.fit_frames(fit_size(*self.shape[1:], size))
+        paths = [out_dir / "fit.mp4", out_dir / "fit_frames.png", out_dir / "ground_truth_frames.png"]
+        save_video(fit, paths[0], self.fps)
+        save_image(self.frame_strip(fit), paths[1])
+        save_image(self.frame_strip(self.frames), paths[2])
+        return paths

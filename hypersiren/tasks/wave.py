@@ -1,0 +1,139 @@
+"""``fit wave``: solve the 2-D wave equation u_tt = c^2 Laplacian(u) from a Gaussian pulse at rest (paper, 4.3).
+
+The network maps (t, x, y), t in [0, duration] and (x, y) in [-1, 1]^2, to u. Loss terms at random points:
+the PDE residual, the initial conditions u(0) = pulse and u_t(0) = 0 and the Dirichlet condition u = 0 on
+the square's edges. Residual and time derivative are scaled by the pulse's time scale tau = width / c so every
+term is of the size of u. Time curriculum (the paper's): the sampled time window grows linearly from 0 to the
+full duration over the first ``--curriculum`` fraction of the steps. The metric is the relative L2 error against
+a second-order finite-difference solution on a fine grid at ``--frames`` times.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hypersiren.data.grid import grid
+from hypersiren.data.image import save_image
+from hypersiren.diff import value_and_derivatives
+from hypersiren.errors import InputError
+from hypersiren.pde import gaussian_pulse, leapfrog_wave, wave_residual
+from hypersiren.tasks.base import Task, add_model_arguments, model_from_config, non_negative_float, positive_float, positive_int
+from hypersiren.viz import colormap, normalize, side_by_side, stack_rows
+
+MAX_PULSE_WIDTH = 0.25  # so the pulse is < 4e-4 at the edges, where the Dirichlet condition holds
+
+
+class Wave(Task):
+    name = "wave"
+    kind = "pde/wave"
+    description = "2-D wave equation from a Gaussian pulse at rest, time curriculum; vs finite differences"
+    defaults = {"steps": 2000, "lr": 1e-4}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--speed", type=positive_float, default=1.0, help="wave speed c in domain units per unit time (default: 1)")
+        parser.add_argument("--duration", type=positive_float, default=1.0, help="end time T (default: 1)")
+        parser.add_argument("--pulse-width", type=positive_float, default=0.1,
+                            help=f"standard deviation of the initial Gaussian pulse, at most {MAX_PULSE_WIDTH} (default: 0.1)")
+        parser.add_argument("--batch-points", type=positive_int, default=4096, help="residual points per step (default: 4096)")
+        parser.add_argument("--initial-points", type=positive_int, default=1024, help="points at t = 0 per step (default: 1024)")
+        parser.add_argument("--boundary-points", type=positive_int, default=512, help="points on the edges per step (default: 512)")
+        parser.add_argument("--condition-weight", type=positive_float, default=1.0,
+                            help="weight of the initial and boundary terms against the residual (default: 1)")
+        parser.add_argument("--curriculum", type=non_negative_float, default=0.5,
+                            help="fraction of the steps over which the time window grows to T, 0 = off (default: 0.5)")
+        parser.add_argument("--frames", type=positive_int, default=5, help="evaluation times linspace(0, T, frames), >= 2 (default: 5)")
+        parser.add_argument("--reference-size", type=positive_int, default=257,
+                            help="nodes per side of the finite-difference reference grid, >= 17 (default: 257)")
+        add_model_arguments(parser, first_omega=30.0)
+
+    def __init__(self, config: dict[str, Any], device: torch.device):
+        super().__init__(config, device)
+        if not 0 < config["pulse_width"] <= MAX_PULSE_WIDTH:
+            raise InputError(f"--pulse-width must be in (0, {MAX_PULSE_WIDTH}], got {config['pulse_width']}")
+        if not 0 <= config["curriculum"] <= 1:
+            raise InputError(f"--curriculum must be a fraction in [0, 1], got {config['curriculum']}")
+        if config["frames"] < 2:
+            raise InputError(f"--frames must be at least 2, got {config['frames']}")
+        if config["reference_size"] < 17:
+            raise InputError(f"--reference-size must be at least 17 nodes, got {config['reference_size']}")
+        for key in ("speed", "duration"):
+            if not 0 < config[key] < math.inf:
+                raise InputError(f"--{key} must be a positive finite number, got {config[key]}")
+        self.speed, self.duration, self.width = float(config["speed"]), float(config["duration"]), float(config["pulse_width"])
+        self.tau = self.width / self.speed
+        n = config["reference_size"]
+        self.space = grid(n, n)
+        initial = gaussian_pulse(self.space.double(), self.width).reshape(n, n).numpy()
+        self.times = torch.linspace(0, self.duration, config["frames"]).tolist()
+        self.reference = torch.from_numpy(leapfrog_wave(initial, self.speed, self.duration, config["frames"])).float()
+        self.model, self._meta = model_from_config(config, 3, 1)
+        self.model.to(device)
+
+    def model_meta(self) -> dict[str, Any]:
+        return self._meta
+
+    def time_window(self, step: int) -> float:
+        """The largest time sampled at ``step`` under the curriculum."""
+        ramp = self.config["curriculum"] * self.config["steps"]
+        return self.duration if ramp == 0 else self.duration * min(1.0, (step + 1) / ramp)
+
+    def batch(self, step: int) -> dict[str, Tensor]:
+        """Points (t, x, y): ``interior`` for the residual, ``initial`` at t = 0, ``boundary`` on the edges."""
+        t_max, dev = self.time_window(step), self.device
+        n, m, b = self.config["batch_points"], self.config["initial_points"], self.config["boundary_points"]
+        interior = torch.cat([torch.rand(n, 1, device=dev) * t_max, torch.rand(n, 2, device=dev) * 2 - 1], dim=1)
+        initial = torch.cat([torch.zeros(m, 1, device=dev), torch.rand(m, 2, device=dev) * 2 - 1], dim=1)
+        edge = torch.rand(b, 2, device=dev) * 2 - 1
+        axis = torch.randint(2, (b,), device=dev)
+        edge[torch.arange(b, device=dev), axis] = torch.randint(2, (b,), device=dev).float() * 2 - 1
+        boundary = torch.cat([torch.rand(b, 1, device=dev) * t_max, edge], dim=1)
+        return {"interior": interior, "initial": initial, "boundary": boundary}
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        _, _, hess = value_and_derivatives(model, batch["interior"])
+        residual = (wave_residual(hess.float(), self.speed) * self.tau**2).square().mean()
+        u0, jac0, _ = value_and_derivatives(model, batch["initial"], order=1)
+        target = gaussian_pulse(batch["initial"][:, 1:], self.width)
+        initial = (u0[:, 0].float() - target).square().mean() + (jac0[:, 0, 0].float() * self.tau).square().mean()
+        boundary = model(batch["boundary"]).float().square().mean()
+        loss = residual + self.config["condition_weight"] * (initial + boundary)
+        return loss, {"residual": residual.detach(), "initial": initial.detach(), "boundary": boundary.detach()}
+
+    @torch.no_grad()
+    def frames(self) -> Tensor:
+        """The network's field at the evaluation times on the reference grid: (frames, n, n)."""
+        n = self.config["reference_size"]
+        self.model.eval()
+        out = []
+        for t in self.times:
+            coords = torch.cat([torch.full((len(self.space), 1), t), self.space], dim=1).to(self.device)
+            out.append(self.model(coords)[:, 0].float().reshape(n, n).cpu())
+        self.model.train()
+        return torch.stack(out)
+
+    def metrics(self) -> dict[str, float]:
+        fit = self.frames()
+        errors = [(f - r).norm() / r.norm() for f, r in zip(fit, self.reference)]
+        metrics = {f"rel_l2_t{t:.3g}": float(e) for t, e in zip(self.times, errors)}
+        metrics["rel_l2"] = float(torch.stack(errors).mean())
+        return metrics
+
+    def picture(self) -> Tensor:
+        """Frames over time (columns), network above the finite-difference reference, each time on its own
+        colour scale shared by both rows (the pulse spreads and fades): (3, H, W)."""
+        pairs = [normalize(torch.stack(pair), symmetric=True) for pair in zip(self.frames(), self.reference)]
+        return stack_rows([side_by_side([colormap(pair[row], "RdBu") for pair in pairs]) for row in range(2)])
+
+    def summaries(self, writer, step: int) -> None:
+        writer.add_image("frames_network_vs_reference", self.picture(), step)
+
+    def write_outputs(self, out_dir: Path) -> list[Path]:
+        path = out_dir / "frames.png"
+        save_image(self.picture(), path)
+        return [path]

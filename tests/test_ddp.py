@@ -1,0 +1,50 @@
+"""The engine under DistributedDataParallel: 2 CPU processes (gloo) train the face prior and end identical."""
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from hypersiren.engine import TrainOptions, train
+
+CONFIG = dict(data=None, resolution=8, val_fraction=0.1, max_train=0, eval_images=4, batch_size=4, target_pixels=0,
+              flip=False, method="hypernet", hidden_features=8, hidden_layers=1, latent_dim=4, no_progress=True)
+OPTIONS = TrainOptions(steps=3, lr=1e-3, summary_every=0, clip_grad=1.0, progress=False)
+
+
+def _task():
+    from hypersiren.tasks.face_prior import FacePrior
+
+    torch.manual_seed(0)
+    return FacePrior(dict(CONFIG), torch.device("cpu"))
+
+
+def _worker(rank: int, folder: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=2)
+    try:
+        task = _task()
+        if rank == 1:  # DDP must broadcast rank 0's initial weights
+            with torch.no_grad():
+                for p in task.model.parameters():
+                    p.add_(1.0)
+        metrics = train(task, OPTIONS, f"{folder}/run", {"command": "test"})
+        assert (metrics == {}) == (rank == 1)  # only rank 0 evaluates and writes
+        save_file({k: v.contiguous() for k, v in task.model.state_dict().items()}, f"{folder}/rank{rank}.safetensors")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
+    mp.spawn(_worker, args=(str(tmp_path),), nprocs=2, join=True)
+    rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in range(2))
+    initial = _task().model.state_dict()
+    single = _task()
+    train(single, OPTIONS, tmp_path / "single", {"command": "test"})
+    moved = differs_from_single = False
+    for name, weights in rank0.items():
+        torch.testing.assert_close(rank1[name], weights, atol=0, rtol=0)
+        moved |= not torch.equal(weights, initial[name])
+        differs_from_single |= not torch.equal(weights, single.model.state_dict()[name])
+    assert moved  # it trained
+    assert differs_from_single  # the ranks drew different batches and averaged their gradients
+    assert (tmp_path / "run" / "checkpoint.safetensors").is_file()

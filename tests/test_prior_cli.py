@@ -1,0 +1,117 @@
+"""``train prior``, ``complete``, ``eval prior`` and ``demo`` end to end on tiny settings."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_PRIOR
+from hypersiren.checkpoint import load_checkpoint, save_checkpoint
+
+
+@pytest.fixture
+def face_folder(tmp_path):
+    """12 generated 24 x 20 'faces' (an ellipse on a gradient) as PNGs: a plain folder without a split."""
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    y, x = np.mgrid[:24, :20] / 20
+    for i in range(12):
+        face = ((y - 0.6) ** 2 / 0.2 + (x - 0.5) ** 2 / 0.1 < 0.5 + 0.03 * i)[..., None] * [200, 160, 120 + 10 * i]
+        face = face + (40 * x)[..., None]
+        Image.fromarray(face.clip(0, 255).astype(np.uint8)).save(folder / f"face{i:02d}.png")
+    return folder
+
+
+def test_train_prior_writes_a_complete_run(tiny_prior_checkpoint):
+    run = tiny_prior_checkpoint.parent
+    state, meta = load_checkpoint(tiny_prior_checkpoint)
+    assert meta["kind"] == "prior/hypernet" and meta["model"]["method"] == "hypernet"
+    assert meta["model"]["latent_dim"] == 8 and meta["config"]["resolution"] == 16
+    assert state["step"] == 3
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"psnr_10", "psnr_100", "psnr_half", "ssim_half"} <= set(metrics)  # 1000 pixels > 16 x 16: skipped
+    assert metrics["steps"] == 3 and 5 < metrics["psnr_half"] < 40
+    assert (run / "completions.png").is_file() and (run / "config.json").is_file()
+    assert list(run.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("model", [[], ["--encoder", "cnn", "--hypernet", "light", "--target-pixels", "50", "--flip"]])
+def test_resume_ends_with_the_same_weights(cli, tmp_path, face_folder, model):
+    common = ["train", "prior", *TINY_PRIOR, *model, "--data", face_folder, "--val-fraction", "0.25", "--summary-every", "2"]
+    assert cli(*common, "--steps", "4", "--out", tmp_path / "straight")[0] == 0
+    assert cli(*common, "--steps", "2", "--out", tmp_path / "resumed")[0] == 0
+    assert cli(*common, "--steps", "4", "--out", tmp_path / "resumed", "--resume")[0] == 0
+    straight, _ = load_checkpoint(tmp_path / "straight" / "checkpoint.safetensors")
+    resumed, _ = load_checkpoint(tmp_path / "resumed" / "checkpoint.safetensors")
+    assert resumed["step"] == 4
+    for name, tensor in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][name], tensor, atol=0, rtol=0)
+
+
+def test_minutes_budget_stops_early(cli, tmp_path):
+    code, out, _ = cli("train", "prior", *TINY_PRIOR, "--steps", "100000", "--minutes", "0.0001", "--out", tmp_path)
+    assert code == 0
+    state, _ = load_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert 1 <= state["step"] < 100000
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == state["step"]
+
+
+def test_train_prior_bad_options_are_one_line_errors(cli, tmp_path):
+    code, _, err = cli("train", "prior", *TINY_PRIOR, "--data", tmp_path / "missing", "--out", tmp_path / "run")
+    assert code == 2 and err.startswith("hypersiren: error:") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_complete_cli(cli, tmp_path, tiny_prior_checkpoint):
+    image = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(image)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.tile(np.uint8([0, 255]), (30, 15))).save(mask)  # known columns, mask of the image's size
+    for context in (["--pixels", "20"], ["--half"], ["--mask", mask]):
+        out = tmp_path / f"out{len(context)}{context[0]}.png"
+        code, stdout, err = cli("complete", "--checkpoint", tiny_prior_checkpoint, "--image", image, *context,
+                                "--out", out, "--resolution", "24")
+        assert code == 0, err
+        assert "not square" in stdout  # 30 x 40: centre-cropped, with a note
+        assert Image.open(out).size == (3 * 24 + 2 * 2, 24)  # context | completion | ground truth
+
+
+def test_complete_cli_bad_inputs(cli, tmp_path, tiny_prior_checkpoint):
+    image = tmp_path / "face.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    black = tmp_path / "black.png"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(black)
+    other = tmp_path / "fit.safetensors"
+    save_checkpoint(other, {"model": {}}, {"kind": "fit/image", "model": {}})
+    cases = [
+        (["--checkpoint", other, "--image", image, "--half"], "expected a 'prior/' checkpoint"),
+        (["--checkpoint", tiny_prior_checkpoint, "--image", image, "--mask", black], "no known pixel"),
+        (["--checkpoint", tiny_prior_checkpoint, "--image", tmp_path / "nope.png", "--half"], "image not found"),
+        (["--checkpoint", tiny_prior_checkpoint, "--image", image, "--mask", tmp_path / "nope.png"], "mask picture not found"),
+        (["--checkpoint", tiny_prior_checkpoint, "--image", image, "--pixels", "1000"], "impossible"),
+    ]
+    for args, message in cases:
+        code, _, err = cli("complete", *args, "--out", tmp_path / "out.png")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_eval_prior_cli(cli, tmp_path, tiny_prior_checkpoint, face_folder):
+    code, out, err = cli("eval", "prior", "--checkpoint", tiny_prior_checkpoint, "--data", face_folder,
+                         "--out", tmp_path / "eval", "--no-progress")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(metrics) == {"10", "100", "half", "full"}  # every image of the folder, 1000 skipped at 16 x 16
+    assert "paper" in (tmp_path / "eval" / "table.md").read_text()
+    assert (tmp_path / "eval" / "completions.png").is_file() and "PSNR" in out
+
+
+def test_demo_runs_end_to_end(cli, tmp_path):
+    code, out, err = cli("demo", "--steps", "2", "--batch-size", "4", "--target-pixels", "64", "--out", tmp_path / "demo",
+                         "--no-progress")
+    assert code == 0, err
+    assert f"tensorboard --logdir {tmp_path / 'demo'}" in out and "half" in out
+    assert (tmp_path / "demo" / "eval" / "completions.png").is_file()
+    assert (tmp_path / "demo" / "train" / "checkpoint.safetensors").is_file()
+    assert list((tmp_path / "demo" / "train").glob("events.out.tfevents.*"))
