@@ -94,8 +94,8 @@ class Trainer:
         from hypersiren.metrics import psnr_from_mse
         from hypersiren.runtime import seed_everything, tune_allocator
 
-        if kind != "hypersiren-untuned":
-            tune_allocator()  # what `hypersiren fit` (engine.train) does first
+        if kind in ("hypersiren", "hypersiren-compile"):
+            tune_allocator()  # what `hypersiren fit` (engine.train) does first; never for the reference
         seed_everything(0)
         self.torch, self.psnr_from_mse = torch, psnr_from_mse
         self.task = _task(args)
@@ -110,7 +110,12 @@ class Trainer:
 
             self.model = SirenNet(2, args.hidden_features, self.task.values.shape[-1], args.hidden_layers + 1,
                                   w0=30.0, w0_initial=30.0).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        if self.ours:  # the engine's optimiser (fused Adam where supported); siren-pytorch as a user would run it
+            from hypersiren.engine import make_optimizer
+
+            self.optimizer = make_optimizer(self.model.parameters(), 1e-4)
+        else:
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
         self.count = 0
 
     def step(self) -> None:

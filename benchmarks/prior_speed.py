@@ -70,7 +70,7 @@ def config_of(name: str, args: argparse.Namespace, batch_size: int | None = None
 
 def step_times(args: argparse.Namespace) -> dict[str, dict]:
     """Median seconds per training step of each configuration at the same batch size, interleaved."""
-    from hypersiren.engine import _adam
+    from hypersiren.engine import make_optimizer
     from hypersiren.runtime import seed_everything, tune_allocator
     from hypersiren.tasks.face_prior import FacePrior
 
@@ -80,7 +80,7 @@ def step_times(args: argparse.Namespace) -> dict[str, dict]:
         seed_everything(0)
         task = FacePrior(config_of(name, args, args.batch_size), torch.device("cpu"))
         optimizer = (torch.optim.Adam(task.parameters(), lr=5e-5) if CONFIGS[name].get("unfused_adam")
-                     else _adam(task.parameters(), 5e-5))  # the engine's (fused where supported)
+                     else make_optimizer(task.parameters(), 5e-5))  # the engine's (fused where supported)
         runs[name] = (task, optimizer, [])
     names = list(runs)
     for round_ in range(args.steps + 1):  # round 0 warms up (first-touch allocation)

@@ -75,7 +75,7 @@ def run(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         tasks = {m: build_task(m, args, device) for m in dict.fromkeys(args.models)}  # inputs checked first
         options = TrainOptions(steps=args.steps, lr=args.lr, seed=args.seed, summary_every=0,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, overwrite=True)  # a rerun retrains afresh
         metrics, panels = {}, []
         for model, task in tasks.items():
             metrics[model] = train(task, options, task.config["out"], task.config)

@@ -130,7 +130,7 @@ def run(argv: list[str] | None = None) -> int:
         out = check_output_dir(args.out)
         tasks = build_tasks(args)  # reads and checks the image before anything is written
         options = TrainOptions(steps=args.steps, lr=args.lr, seed=args.seed, summary_every=0,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, overwrite=True)  # a rerun retrains afresh
         metrics, rows = {}, []
         for name, task in tasks.items():
             metrics[name] = train(task, options, out / name, task.config)

@@ -111,7 +111,7 @@ def run(argv: list[str] | None = None) -> int:
         tasks = {(d, m): build_task(d, m, args, device)  # reads and checks the image before anything is written
                  for d in dict.fromkeys(args.derivatives) for m in dict.fromkeys(args.models)}
         options = TrainOptions(steps=args.steps, lr=args.lr, seed=args.seed, summary_every=0,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, overwrite=True)  # a rerun retrains afresh
         metrics: dict[str, dict[str, dict]] = {}
         rows: dict[str, list] = {}
         for (derivative, model), task in tasks.items():

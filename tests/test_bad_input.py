@@ -289,6 +289,7 @@ def _api_cases(d: Path, checkpoint: Path):
     }
 
 
+@pytest.mark.filterwarnings("ignore:skipped 2 unreadable image")
 def test_api_bad_input_raises_documented_errors(inputs, tiny_prior_checkpoint):
     before = _tree(inputs)
     for name, (call, error) in _api_cases(inputs, tiny_prior_checkpoint).items():

@@ -170,24 +170,32 @@ def test_benchmark_script_reports_every_method(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("trace", [False, True])
-def test_blocked_fast_path_equals_autograd(monkeypatch, trace):
-    """Tiny blocks (several per sample, the last one partial) give autograd's values and gradients with respect
-    to per-sample parameters, shifts and the coordinates."""
+@pytest.mark.parametrize("layout", ["small-blocks", "whole-batch"])
+def test_blocked_fast_path_equals_autograd(monkeypatch, trace, layout):
+    """The fast path, in tiny blocks (several per sample, the last one partial, as on CPU) or on the whole batch
+    at once (as on a GPU), gives autograd's values and gradients with respect to per-sample parameters, shifts
+    and the coordinates."""
     import hypersiren.nn.siren_derivatives as fast
 
-    monkeypatch.setattr(fast, "_BLOCK_ELEMENTS", 4 * 32 * 3)  # 3 points per block
+    if layout == "small-blocks":
+        # 3 points per block with the Laplacian row (4 rows of width 32), 2 with the Hessian diagonal (5 rows)
+        monkeypatch.setattr(fast, "_BLOCK_ELEMENTS", 4 * 32 * 3)
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    else:
+        monkeypatch.setattr(fast, "_blocks", lambda jet, width: [(slice(None), slice(None))])
     model = _random_siren(2, 2, seed=13)
     batch = 2
     params = {name: (p.detach() + 0.01 * torch.randn(batch, *p.shape, dtype=p.dtype)).requires_grad_(True)
               for name, p in model.named_parameters()}
     shifts = (0.1 * torch.randn(batch, model.num_sine_layers, 32, dtype=torch.float64)).requires_grad_(True)
     coords = (torch.rand(batch, 8, 2, dtype=torch.float64) * 2 - 1).requires_grad_(True)
-    inputs = [*params.values(), shifts, coords]
-    y, jac, second = fast.siren_derivatives(model, coords, params=params, shifts=shifts, trace=trace)
-    y_ref, jac_ref, hess_ref = diff.autograd_value_and_derivatives(model, coords, params=params, shifts=shifts)
-    results = []
-    for outputs in ((y, jac, second), (y_ref, jac_ref, hess_ref.sum(-1) if trace else hess_ref)):
-        loss = (outputs[0] ** 2).mean() + (outputs[1] ** 3).mean() + (outputs[2] ** 2).mean()
-        results.append((*outputs, *torch.autograd.grad(loss, inputs)))
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)
+    # per-sample parameters and shifts, then shared parameters (the module's) with per-sample shifts
+    for params, inputs in ((params, [*params.values(), shifts, coords]), (None, [*model.parameters(), shifts, coords])):
+        y, jac, second = fast.siren_derivatives(model, coords, params=params, shifts=shifts, trace=trace)
+        y_ref, jac_ref, hess_ref = diff.autograd_value_and_derivatives(model, coords, params=params, shifts=shifts)
+        results = []
+        for outputs in ((y, jac, second), (y_ref, jac_ref, hess_ref.sum(-1) if trace else hess_ref)):
+            loss = (outputs[0] ** 2).mean() + (outputs[1] ** 3).mean() + (outputs[2] ** 2).mean()
+            results.append((*outputs, *torch.autograd.grad(loss, inputs)))
+        for a, b in zip(*results):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)

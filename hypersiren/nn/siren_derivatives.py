@@ -8,10 +8,12 @@ With ``z = w0 (W x + b)`` and ``h = sin z``, for each coordinate ``j``::
 
 (the bias only enters ``z``). When only the Laplacian is needed, the d second-derivative rows collapse into
 one, ``lap h = cos z * lap z - sin z * sum_j dz_j^2``. The value and the derivative rows of a layer travel
-together as one *jet* tensor (..., 1 + d [+ d or 1], width), so each layer is a single matrix product. The elementwise part is a
-custom autograd function that keeps only the pre-activation jet for the backward pass (recomputing sin and
-cos), which is what makes this path lighter than autograd's double backward. Its backward is built from
-differentiable torch operations, so higher derivatives (e.g. meta-learning through a derivative loss) work.
+together as one *jet* tensor (..., 1 + d [+ d or 1], width), so each layer is a single matrix product. A sine
+layer (matrix product and elementwise work) is one custom autograd function with a hand-written backward
+pass (block by block over the points on a single-threaded CPU, so the elementwise work stays in cache); it
+keeps only the pre-activation jet (recomputing sin and cos), which is what makes this path lighter than
+autograd's double backward. Higher derivatives (e.g. meta-learning through a derivative loss) go through a
+plain differentiable formulation of the same layer.
 
 Derivatives are taken with respect to the input coordinates; everything is differentiable with respect to the
 parameters (the module's own or per-sample ``params``/``shifts``, as in ``Siren.forward``).
@@ -34,21 +36,31 @@ def _jet_matmul(jet: Tensor, weight: Tensor) -> Tensor:
     return out.reshape(b, n, k, -1)
 
 
-# Points per block of the fast path: a block's jets (pre-activation, activation, gradients and temporaries)
-# stay in the CPU's cache, so each full-size tensor is read or written once per pass instead of once per
-# elementwise operation (the elementwise work is memory-bound on full 256x256 grids).
-_BLOCK_ELEMENTS = 1 << 17
+# Elements per block of a jet on a single-threaded CPU: a block's jets (pre-activation, activation, their
+# gradients and temporaries, 1 MiB each in float32) stay in the core's cache, so each full-size tensor is read
+# or written once per pass instead of once per elementwise operation (memory-bound on a 256x256 grid).
+_BLOCK_ELEMENTS = 1 << 18
 
 
-def _blocks(batch: int, points: int, rows: int, width: int):
-    """(sample, slice of points) covering a (batch, points, rows, width) jet in cache-sized blocks."""
+def _blocks(jet: Tensor, width: int):
+    """Indices (samples, points) of the blocks covering a jet (B, N, rows, in) of a layer of width ``width``.
+
+    Cache-sized runs of points of one sample on a single-threaded CPU; otherwise the whole jet at once. With
+    several threads every operation on a block is a fork and join of the thread pool, which on a busy machine
+    costs far more than the cache saves (measured, 2 threads, 256x256: 138 s a step instead of 8 s); a GPU gains nothing
+    from blocking and would pay a kernel launch per operation and block.
+    """
+    if jet.device.type != "cpu" or torch.get_num_threads() > 1:
+        yield slice(None), slice(None)
+        return
+    batch, points, rows = jet.shape[:3]
     step = max(1, _BLOCK_ELEMENTS // (rows * width))
     for b in range(batch):
         for start in range(0, points, step):
-            yield b, slice(start, min(start + step, points))
+            yield slice(b, b + 1), slice(start, min(start + step, points))
 
 
-class _SineLayer(torch.autograd.Function):
+class _SineJetLayer(torch.autograd.Function):
     """One sine layer applied to a jet: ``sin`` of ``jet W^T`` with the bias added to the value row.
 
     jet (B, N, k, in) with rows: the value, d first derivatives, then nothing (order 1), d second derivatives
@@ -56,25 +68,24 @@ class _SineLayer(torch.autograd.Function):
     (B, out, in); bias (out,) or per-sample (B, out) (frequency already applied to both). Returns the
     activation's rows (B, N, k, out).
 
-    Forward and backward run block by block over the points, so the matrix product of a block and its
-    elementwise work (each row written once with fused multiply-adds) stay in cache; the weight gradient is
-    accumulated over the blocks. Saves the input jet (the previous layer's output, kept anyway) and the
-    pre-activation; sin and cos are recomputed in the backward pass. When the backward pass is itself being
-    differentiated (``create_graph``) it differentiates ``_sine_layer_reference`` instead, so higher
-    derivatives (e.g. meta-learning through a derivative loss) work.
+    Forward and backward run block by block over the points (``_blocks``; one block unless single-threaded
+    on CPU), so the matrix product of a block and its elementwise work (each row written once with fused
+    multiply-adds) stay in cache; the weight gradient is accumulated over the blocks. Saves the input jet
+    (the previous layer's output, kept anyway) and the pre-activation; sin and cos are recomputed in the
+    backward pass. When the backward pass is itself being differentiated (``create_graph``) it differentiates
+    ``_sine_layer_reference`` instead, so higher derivatives (e.g. meta-learning through a derivative loss)
+    work.
     """
 
     @staticmethod
     def forward(ctx, jet: Tensor, weight: Tensor, bias: Tensor, d: int, trace: bool) -> Tensor:
-        jet = jet.contiguous()
-        batch, points, rows, width = jet.shape
-        out_width = weight.shape[-2]
-        pre = jet.new_empty(batch, points, rows, out_width)
+        pre = jet.new_empty(*jet.shape[:-1], weight.shape[-2])
         out = torch.empty_like(pre)
-        for b, block in _blocks(batch, points, rows, max(width, out_width)):
-            p = pre[b, block]
-            torch.mm(jet[b, block].view(-1, width), _sample(weight, 2, b).t(), out=p.view(-1, out_width))
-            _sine_rows(p, _sample(bias, 1, b), d, trace, out[b, block])
+        for samples, points in _blocks(jet, max(jet.shape[-1], pre.shape[-1])):
+            block = pre[samples, points]
+            torch.matmul(jet[samples, points].flatten(1, 2), _sample(weight, 2, samples).transpose(-1, -2),
+                         out=block.flatten(1, 2))
+            _sine_rows(block, _sample(bias, 1, samples).unsqueeze(-2), d, trace, out[samples, points])
         ctx.save_for_backward(jet, weight, bias, pre)
         ctx.d, ctx.trace = d, trace
         return out
@@ -89,55 +100,57 @@ class _SineLayer(torch.autograd.Function):
             grads = iter(torch.autograd.grad(out, inputs, grad, create_graph=True))
             return (*(next(grads) if need else None for need in needs), None, None)
         grad = grad.contiguous()
-        batch, points, rows, width = jet.shape
-        out_width = weight.shape[-2]
         g_jet = torch.empty_like(jet) if needs[0] else None
         g_weight = torch.zeros_like(weight) if needs[1] else None
-        g_bias = bias.new_zeros(batch, out_width) if needs[2] else None
-        for b, block in _blocks(batch, points, rows, max(width, out_width)):
-            g_pre = _sine_rows_vjp(grad[b, block], pre[b, block], _sample(bias, 1, b), ctx.d, ctx.trace)
-            g_flat = g_pre.view(-1, out_width)
+        g_bias = bias.new_zeros(jet.shape[0], bias.shape[-1]) if needs[2] else None
+        for samples, points in _blocks(jet, max(jet.shape[-1], pre.shape[-1])):
+            g_pre = _sine_rows_vjp(grad[samples, points], pre[samples, points], ctx.d, ctx.trace)
+            g_flat = g_pre.flatten(1, 2)  # (samples, points * rows, out)
             if g_jet is not None:
-                torch.mm(g_flat, _sample(weight, 2, b), out=g_jet[b, block].view(-1, width))
+                torch.matmul(g_flat, _sample(weight, 2, samples), out=g_jet[samples, points].flatten(1, 2))
             if g_weight is not None:
-                _sample(g_weight, 2, b).addmm_(g_flat.t(), jet[b, block].view(-1, width))
+                _add_outer_products(_sample(g_weight, 2, samples), g_flat, jet[samples, points].flatten(1, 2))
             if g_bias is not None:
-                g_bias[b] += g_pre[:, 0, :].sum(0)
+                g_bias[samples] += g_pre[..., 0, :].sum(1)
         if g_bias is not None:
             g_bias = g_bias.sum_to_size(bias.shape)
         return g_jet, g_weight, g_bias, None, None
 
 
-def _sample(t: Tensor, dims: int, b: int) -> Tensor:
-    """Sample ``b`` of a per-sample tensor (one more dimension than ``dims``), or the shared tensor itself."""
-    return t[b] if t.dim() > dims else t
+def _sample(t: Tensor, dims: int, samples: slice) -> Tensor:
+    """The ``samples`` of a per-sample tensor (one more dimension than ``dims``), or the shared tensor itself."""
+    return t[samples] if t.dim() > dims else t
+
+
+def _add_outer_products(acc: Tensor, g: Tensor, x: Tensor) -> None:
+    """acc += sum over rows of g^T x, for g (S, R, out) and x (S, R, in): into a shared acc (out, in) or a
+    per-sample acc (S, out, in)."""
+    if acc.dim() == 2:
+        acc.addmm_(g.reshape(-1, g.shape[-1]).t(), x.reshape(-1, x.shape[-1]))
+    else:
+        acc.baddbmm_(g.transpose(1, 2), x)
 
 
 def _sine_rows(pre: Tensor, bias: Tensor, d: int, trace: bool, out: Tensor) -> None:
     """The activation rows of one block (n, k, w) written into ``out``: s, c dz, c d2z - s dz^2."""
-    z, dz, d2z = _split(pre, bias, d)
+    z, dz, d2z = pre[..., 0, :].add_(bias), pre[..., 1 : 1 + d, :], pre[..., 1 + d :, :]
     s = torch.sin(z, out=out[..., 0, :]).unsqueeze(-2)
     c = torch.cos(z).unsqueeze(-2)
     torch.mul(dz, c, out=out[..., 1 : 1 + d, :])
-    if d2z is not None:
+    if d2z.shape[-2]:
         torch.mul(d2z, c, out=out[..., 1 + d :, :]).addcmul_(s, _squares(dz, trace), value=-1)
 
 
 def _sine_layer_reference(jet: Tensor, weight: Tensor, bias: Tensor, d: int, trace: bool) -> Tensor:
-    """What ``_SineLayer`` computes, from plain differentiable operations (used to differentiate it twice)."""
+    """What ``_SineJetLayer`` computes, from plain differentiable operations (used to differentiate it twice)."""
     pre = _jet_matmul(jet, weight)
-    z, dz, d2z = _split(pre, bias.unsqueeze(-2) if bias.dim() == 2 else bias, d)
+    z = pre[..., 0, :] + (bias.unsqueeze(-2) if bias.dim() == 2 else bias)
+    dz, d2z = pre[..., 1 : 1 + d, :], pre[..., 1 + d :, :]
     s, c = torch.sin(z).unsqueeze(-2), torch.cos(z).unsqueeze(-2)
     rows = [s, c * dz]
-    if d2z is not None:
+    if d2z.shape[-2]:
         rows.append(c * d2z - s * (dz * dz).sum(-2, keepdim=True) if trace else c * d2z - s * dz * dz)
     return torch.cat(rows, dim=-2)
-
-
-def _split(pre: Tensor, bias: Tensor, d: int) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Pre-activation value z (bias added), first-derivative rows, second-derivative rows (or None)."""
-    z = pre[..., 0, :] + bias
-    return z, pre[..., 1 : 1 + d, :], pre[..., 1 + d :, :] if pre.shape[-2] > 1 + d else None
 
 
 def _squares(dz: Tensor, trace: bool) -> Tensor:
@@ -161,20 +174,21 @@ def _row_dot(a: Tensor, b: Tensor) -> Tensor:
 #   g_d2z = c g_d2h
 
 
-def _sine_rows_vjp(grad: Tensor, pre: Tensor, bias: Tensor, d: int, trace: bool) -> Tensor:
-    """The VJP above for one block (n, k, w), sin and cos recomputed from ``pre``, each row written once."""
-    z, dz, d2z = _split(pre, bias, d)
+def _sine_rows_vjp(grad: Tensor, pre: Tensor, d: int, trace: bool) -> Tensor:
+    """The VJP above for one block (n, k, w), sin and cos recomputed from ``pre`` (bias included), each output
+    row written once."""
+    z, dz, d2z = pre[..., 0, :], pre[..., 1 : 1 + d, :], pre[..., 1 + d :, :]
     s, c = torch.sin(z).unsqueeze(-2), torch.cos(z).unsqueeze(-2)
     g_pre = torch.empty_like(grad)
-    g_h, g_dh = grad[..., 0:1, :], grad[..., 1 : 1 + d, :]
-    cos_part = g_h
+    g_h, g_dh, g_d2h = grad[..., 0:1, :], grad[..., 1 : 1 + d, :], grad[..., 1 + d :, :]
+    g_dz = torch.mul(g_dh, c, out=g_pre[..., 1 : 1 + d, :])
     sin_part = _row_dot(g_dh, dz)
-    torch.mul(g_dh, c, out=g_pre[..., 1 : 1 + d, :])
-    if d2z is not None:
-        g_d2h = grad[..., 1 + d :, :]
+    cos_part = g_h
+    if d2z.shape[-2]:
+        for r in range(d2z.shape[-2]):
+            sin_part.addcmul_(g_d2h[..., r : r + 1, :], d2z[..., r : r + 1, :])
         cos_part = g_h - _row_dot(g_d2h, _squares(dz, trace))
-        sin_part += _row_dot(g_d2h, d2z)
-        g_pre[..., 1 : 1 + d, :].addcmul_(g_d2h * s, dz, value=-2)
+        g_dz.addcmul_(g_d2h * s, dz, value=-2)
         torch.mul(g_d2h, c, out=g_pre[..., 1 + d :, :])
     torch.mul(cos_part, c, out=g_pre[..., 0:1, :]).addcmul_(sin_part, s, value=-1)
     return g_pre
@@ -183,7 +197,8 @@ def _sine_rows_vjp(grad: Tensor, pre: Tensor, bias: Tensor, d: int, trace: bool)
 def _input_jet(coords: Tensor, order: int, trace: bool) -> Tensor:
     """The coordinates as a jet (..., rows, d): value x, first derivatives the identity, second zero."""
     d = coords.shape[-1]
-    rows = [coords.unsqueeze(-2), torch.eye(d, dtype=coords.dtype, device=coords.device).expand(*coords.shape[:-1], d, d)]
+    identity = torch.eye(d, dtype=coords.dtype, device=coords.device)
+    rows = [coords.unsqueeze(-2), identity.expand(*coords.shape[:-1], d, d)]
     if order == 2:
         rows.append(coords.new_zeros(*coords.shape[:-1], 1 if trace else d, d))
     return torch.cat(rows, dim=-2)
@@ -234,5 +249,5 @@ def siren_derivatives(model: Siren, coords: Tensor, params: dict[str, Tensor] | 
         omega = model.omegas[i]
         if shifts is not None:
             bias = bias + shifts[:, i]
-        jet = _SineLayer.apply(jet, weight * omega, bias * omega, d, trace)
+        jet = _SineJetLayer.apply(jet, weight * omega, bias * omega, d, trace)
     raise AssertionError("unreachable")

@@ -1,0 +1,1 @@
+"""Signals and datasets -> (coordinates, values): grids, images, audio, video, point clouds, faces, context masks."""
