@@ -8,15 +8,12 @@ evaluation times (one colour scale per time, relative L2 error in each title) an
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from hypersiren.cli import main as hypersiren
-from hypersiren.engine import restore_task
-from hypersiren.errors import HypersirenError
+from hypersiren.cli.fit import fit_then_figure
 from hypersiren.io import atomic_write
 from hypersiren.tasks.wave import Wave
 
@@ -50,24 +47,7 @@ def figure(task: Wave, path: Path) -> None:
 
 
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="runs/eval-wave", help="run directory (default: runs/eval-wave)")
-    parser.add_argument("--skip-training", action="store_true", help="use the finished run in --out")
-    args, fit_options = parser.parse_known_args(argv)
-    if not args.skip_training:
-        code = hypersiren(["fit", "wave", *fit_options, "--out", args.out])
-        if code:
-            return code
-    try:
-        task = restore_task(Wave, args.out)
-        path = Path(args.out) / "wave_figure.png"
-        figure(task, path)
-    except HypersirenError as err:
-        print(f"eval/wave.py: error: {err}", file=sys.stderr)
-        return 2
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in task.metrics().items())
-    print(f"{shown}\nwrote {path}")
-    return 0
+    return fit_then_figure(argv, Wave, figure, "wave_figure.png", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

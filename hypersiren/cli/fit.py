@@ -91,3 +91,35 @@ def register(subparsers) -> None:
         parser.set_defaults(handler=lambda args, task=task: run_task(task, args))
     zoo = subparsers.add_parser("zoo", help="list every zoo entry with its defaults")
     zoo.set_defaults(handler=_zoo)
+
+
+def fit_then_figure(argv: list[str], task_cls, figure, figure_name: str, description: str) -> int:
+    """Entry point of an ``eval/`` script: ``hypersiren fit TASK`` with the unknown options of ``argv`` (unless
+    ``--skip-training``), then rebuild the trained task from its run directory and draw ``figure(task, path)``
+    into ``--out/figure_name``. Returns the exit status."""
+    import sys
+    from pathlib import Path
+
+    from hypersiren.cli import main
+    from hypersiren.engine import restore_task
+    from hypersiren.errors import HypersirenError
+
+    parser = argparse.ArgumentParser(description=description)
+    default_out = f"runs/eval-{task_cls.name}"
+    parser.add_argument("--out", default=default_out, help=f"run directory (default: {default_out})")
+    parser.add_argument("--skip-training", action="store_true", help="use the finished run in --out")
+    args, fit_options = parser.parse_known_args(argv)
+    if not args.skip_training:
+        code = main(["fit", task_cls.name, *fit_options, "--out", args.out])
+        if code:
+            return code
+    try:
+        task = restore_task(task_cls, args.out)
+        path = Path(args.out) / figure_name
+        figure(task, path)
+    except HypersirenError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in task.metrics().items())
+    print(f"{shown}\nwrote {path}")
+    return 0
