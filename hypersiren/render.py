@@ -41,17 +41,12 @@ def render_grid(model: nn.Module | Callable[[Tensor], Tensor], shape: tuple[int,
 
 def render_derivatives(model: nn.Module, shape: tuple[int, ...], device=None,
                        chunk: int = DEFAULT_CHUNK // 4) -> tuple[Tensor, Tensor, Tensor]:
-    """Values (*shape, m), gradients (*shape, m, d) and Laplacians (*shape, m) on ``grid(*shape)``,
-    computed chunk by chunk with autograd and detached."""
+    """Values (*shape, m), gradients (*shape, m, d) and Laplacians (*shape, m) on ``grid(*shape)``, computed
+    chunk by chunk through ``diff.value_and_laplacian`` (forward mode for a Siren, autograd otherwise), detached."""
     out: list[Tensor | None] = [None, None, None]
     for start, c in _chunks(shape, chunk, device):
         with torch.enable_grad():
-            x = c.requires_grad_(True)
-            y = model(x)
-            g = diff.jacobian(y, x)
-            lap = torch.stack([
-                diff.divergence(g[..., i, :], x)[..., 0] for i in range(y.shape[-1])
-            ], dim=-1)
-        _fill(out, start, (y.detach(), g.detach(), lap.detach()), math.prod(shape))
+            fields = diff.value_and_laplacian(model, c)
+        _fill(out, start, tuple(f.detach() for f in fields), math.prod(shape))
     d = len(shape)
     return out[0].reshape(*shape, -1), out[1].reshape(*shape, -1, d), out[2].reshape(*shape, -1)

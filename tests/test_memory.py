@@ -65,6 +65,19 @@ def test_render_derivatives_evaluates_in_chunks():
     assert values.shape == (20, 13, 1) and not values.requires_grad
 
 
+def test_render_derivatives_of_a_siren_takes_the_forward_path_and_equals_autograd():
+    from hypersiren import diff
+
+    torch.manual_seed(0)
+    model = Siren(2, 3, 16, 2)
+    values, grads, laplacians = render_derivatives(model, (9, 7), chunk=20)
+    x = grid(9, 7).requires_grad_(True)
+    y = model(x)
+    torch.testing.assert_close(values, y.detach().reshape(9, 7, 3))
+    torch.testing.assert_close(grads, diff.jacobian(y, x).detach().reshape(9, 7, 3, 2), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(laplacians, diff.laplacian(y, x).detach().reshape(9, 7, 3), rtol=1e-4, atol=1e-3)
+
+
 def test_sdf_volume_evaluates_in_chunks():
     sizes = []
 
