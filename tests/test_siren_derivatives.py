@@ -169,20 +169,35 @@ def test_benchmark_script_reports_every_method(tmp_path, capsys):
     assert results["forward-laplacian"]["saved_bytes"] < results["double-backward"]["saved_bytes"]
 
 
-@pytest.mark.parametrize("trace", [False, True])
-@pytest.mark.parametrize("layout", ["small-blocks", "whole-batch"])
-def test_blocked_fast_path_equals_autograd(monkeypatch, trace, layout):
-    """The fast path, in tiny blocks (several per sample, the last one partial, as on CPU) or on the whole batch
-    at once (as on a GPU), gives autograd's values and gradients with respect to per-sample parameters, shifts
-    and the coordinates."""
-    import hypersiren.nn.siren_derivatives as fast
+def _has_cpp_compiler() -> bool:
+    import shutil
 
-    if layout == "small-blocks":
+    return any(shutil.which(name) for name in ("c++", "g++", "clang++"))
+
+
+@pytest.mark.parametrize("trace", [False, True])
+@pytest.mark.parametrize("layout", ["small-blocks", "whole-batch", "fused-kernels"])
+def test_blocked_fast_path_equals_autograd(monkeypatch, trace, layout):
+    """The fast path, in tiny blocks (several per sample, the last one partial, as on CPU), on the whole batch
+    at once (as on a GPU) or in tiny blocks with the elementwise work compiled into fused kernels (as for large
+    CPU work), gives autograd's values and gradients with respect to per-sample parameters, shifts and the
+    coordinates."""
+    import hypersiren.nn.siren_derivatives as fast
+    from hypersiren.nn import fused
+
+    if layout == "whole-batch":
+        monkeypatch.setattr(fast, "_blocks", lambda jet, width: [(slice(None), slice(None))])
+    else:
         # 3 points per block with the Laplacian row (4 rows of width 32), 2 with the Hessian diagonal (5 rows)
         monkeypatch.setattr(fast, "_BLOCK_ELEMENTS", 4 * 32 * 3)
-        monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    if layout == "fused-kernels":
+        if not _has_cpp_compiler():
+            pytest.skip("no C++ compiler for torch.compile")
+        monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+        monkeypatch.setattr(fused, "_compiled", {})
+        monkeypatch.setenv("HYPERSIREN_FUSED_KERNELS", "1")
     else:
-        monkeypatch.setattr(fast, "_blocks", lambda jet, width: [(slice(None), slice(None))])
+        monkeypatch.setenv("HYPERSIREN_FUSED_KERNELS", "0")
     model = _random_siren(2, 2, seed=13)
     batch = 2
     params = {name: (p.detach() + 0.01 * torch.randn(batch, *p.shape, dtype=p.dtype)).requires_grad_(True)
@@ -199,3 +214,5 @@ def test_blocked_fast_path_equals_autograd(monkeypatch, trace, layout):
             results.append((*outputs, *torch.autograd.grad(loss, inputs)))
         for a, b in zip(*results):
             torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)
+    if layout == "fused-kernels":  # the compiled kernels ran (no fallback to eager mode)
+        assert fused.enabled() and set(fused._compiled) == {fast._jet_rows, fast._jet_rows_vjp}

@@ -168,3 +168,21 @@ def test_tune_allocator_removes_the_page_faults_of_large_buffers():
     # tuned, a step reuses the heap (0 faults in steady state)
     assert float(untuned) > 1000
     assert float(tuned) < float(untuned) / 20
+
+
+def test_fit_speed_benchmark_table(tmp_path):
+    """The fit benchmark's smoke run (its worker processes, the table and the JSON) with our row, the matmul bound
+    and the sine floor."""
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fit_speed.py"
+    out = tmp_path / "fit_speed.json"
+    run = subprocess.run([sys.executable, str(script), "--quick", "--size", "32", "--only", "hypersiren", "matmul bound",
+                          "matmul + sine floor", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"hypersiren", "matmul bound", "matmul + sine floor"}
+    assert "| matmul + sine floor |" in run.stdout and "hypersiren / matmul bound:" in run.stdout
+    assert results["hypersiren"]["psnr"]  # the trainer reports its fit
+    assert all(r["sec_per_step_median"] > 0 for r in results.values())

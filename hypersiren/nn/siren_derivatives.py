@@ -10,10 +10,11 @@ With ``z = w0 (W x + b)`` and ``h = sin z``, for each coordinate ``j``::
 one, ``lap h = cos z * lap z - sin z * sum_j dz_j^2``. The value and the derivative rows of a layer travel
 together as one *jet* tensor (..., 1 + d [+ d or 1], width), so each layer is a single matrix product. A sine
 layer (matrix product and elementwise work) is one custom autograd function with a hand-written backward
-pass (block by block over the points on a single-threaded CPU, so the elementwise work stays in cache); it
-keeps only the pre-activation jet (recomputing sin and cos), which is what makes this path lighter than
-autograd's double backward. Higher derivatives (e.g. meta-learning through a derivative loss) go through a
-plain differentiable formulation of the same layer.
+pass. On CPU both passes run block by block over the points, so a block's elementwise work reads the output of
+its matrix product from cache, and the elementwise work of a pass is one fused kernel where it can be compiled
+(``hypersiren.nn.fused``). It keeps only the pre-activation jet (recomputing sin and cos), which is what makes
+this path lighter than autograd's double backward. Higher derivatives (e.g. meta-learning through a derivative
+loss) go through a plain differentiable formulation of the same layer.
 
 Derivatives are taken with respect to the input coordinates; everything is differentiable with respect to the
 parameters (the module's own or per-sample ``params``/``shifts``, as in ``Siren.forward``).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hypersiren.nn.fused import kernel
 from hypersiren.nn.siren import Siren
 
 
@@ -36,21 +38,16 @@ def _jet_matmul(jet: Tensor, weight: Tensor) -> Tensor:
     return out.reshape(b, n, k, -1)
 
 
-# Elements per block of a jet on a single-threaded CPU: a block's jets (pre-activation, activation, their
-# gradients and temporaries, 1 MiB each in float32) stay in the core's cache, so each full-size tensor is read
-# or written once per pass instead of once per elementwise operation (memory-bound on a 256x256 grid).
-_BLOCK_ELEMENTS = 1 << 18
+# Elements per block of a jet on CPU: a block's tensors (pre-activation, activation rows, their gradients) stay
+# in the cache, so the elementwise work after a block's matrix product reads it from cache, not from memory.
+_BLOCK_ELEMENTS = 1 << 20
 
 
 def _blocks(jet: Tensor, width: int):
-    """Indices (samples, points) of the blocks covering a jet (B, N, rows, in) of a layer of width ``width``.
-
-    Cache-sized runs of points of one sample on a single-threaded CPU; otherwise the whole jet at once. With
-    several threads every operation on a block is a fork and join of the thread pool, which on a busy machine
-    costs far more than the cache saves (measured, 2 threads, 256x256: 138 s a step instead of 8 s); a GPU gains nothing
-    from blocking and would pay a kernel launch per operation and block.
-    """
-    if jet.device.type != "cpu" or torch.get_num_threads() > 1:
+    """Indices (samples, points) of the blocks covering a jet (B, N, rows, in) of a layer of width ``width``:
+    cache-sized runs of points of one sample on CPU; the whole jet at once on a GPU, which gains nothing from
+    blocking and would pay a kernel launch per operation and block."""
+    if jet.device.type != "cpu":
         yield slice(None), slice(None)
         return
     batch, points, rows = jet.shape[:3]
@@ -66,26 +63,28 @@ class _SineJetLayer(torch.autograd.Function):
     jet (B, N, k, in) with rows: the value, d first derivatives, then nothing (order 1), d second derivatives
     (Hessian diagonal) or, with ``trace``, their sum (the Laplacian). weight (out, in) or per-sample
     (B, out, in); bias (out,) or per-sample (B, out) (frequency already applied to both). Returns the
-    activation's rows (B, N, k, out).
+    activation's rows (B, N, k, out). ``training``: the forward pass is part of a training step (grad mode on),
+    so its elementwise work is compiled like the backward pass's; rendering runs it eagerly.
 
-    Forward and backward run block by block over the points (``_blocks``; one block unless single-threaded
-    on CPU), so the matrix product of a block and its elementwise work (each row written once with fused
-    multiply-adds) stay in cache; the weight gradient is accumulated over the blocks. Saves the input jet
-    (the previous layer's output, kept anyway) and the pre-activation; sin and cos are recomputed in the
-    backward pass. When the backward pass is itself being differentiated (``create_graph``) it differentiates
-    ``_sine_layer_reference`` instead, so higher derivatives (e.g. meta-learning through a derivative loss)
-    work.
+    Forward and backward run block by block over the points (``_blocks``), so the matrix product of a block
+    and its elementwise work (``_jet_rows`` / ``_jet_rows_vjp``, fused into one kernel each where
+    ``hypersiren.nn.fused`` can compile them) stay in cache; the weight gradient is accumulated over the blocks.
+    Saves the input jet (the previous layer's output, kept anyway) and the pre-activation without the bias;
+    sin and cos are recomputed in the backward pass. When the backward pass is itself being differentiated
+    (``create_graph``) it differentiates ``_sine_layer_reference`` instead, so higher derivatives (e.g.
+    meta-learning through a derivative loss) work.
     """
 
     @staticmethod
-    def forward(ctx, jet: Tensor, weight: Tensor, bias: Tensor, d: int, trace: bool) -> Tensor:
+    def forward(ctx, jet: Tensor, weight: Tensor, bias: Tensor, d: int, trace: bool, training: bool) -> Tensor:
         pre = jet.new_empty(*jet.shape[:-1], weight.shape[-2])
         out = torch.empty_like(pre)
+        rows = kernel(_jet_rows, pre) if training else _jet_rows  # one-off inference is not worth compiling
         for samples, points in _blocks(jet, max(jet.shape[-1], pre.shape[-1])):
             block = pre[samples, points]
             torch.matmul(jet[samples, points].flatten(1, 2), _sample(weight, 2, samples).transpose(-1, -2),
                          out=block.flatten(1, 2))
-            _sine_rows(block, _sample(bias, 1, samples).unsqueeze(-2), d, trace, out[samples, points])
+            out[samples, points] = rows(block, _row_bias(_sample(bias, 1, samples)), d, trace)
         ctx.save_for_backward(jet, weight, bias, pre)
         ctx.d, ctx.trace = d, trace
         return out
@@ -98,13 +97,15 @@ class _SineJetLayer(torch.autograd.Function):
             inputs = [t for t, need in zip((jet, weight, bias), needs) if need]
             out = _sine_layer_reference(jet, weight, bias, ctx.d, ctx.trace)
             grads = iter(torch.autograd.grad(out, inputs, grad, create_graph=True))
-            return (*(next(grads) if need else None for need in needs), None, None)
+            return (*(next(grads) if need else None for need in needs), None, None, None)
         grad = grad.contiguous()
         g_jet = torch.empty_like(jet) if needs[0] else None
         g_weight = torch.zeros_like(weight) if needs[1] else None
         g_bias = bias.new_zeros(jet.shape[0], bias.shape[-1]) if needs[2] else None
+        vjp = kernel(_jet_rows_vjp, pre)
         for samples, points in _blocks(jet, max(jet.shape[-1], pre.shape[-1])):
-            g_pre = _sine_rows_vjp(grad[samples, points], pre[samples, points], ctx.d, ctx.trace)
+            g_pre = vjp(grad[samples, points], pre[samples, points], _row_bias(_sample(bias, 1, samples)),
+                        ctx.d, ctx.trace)
             g_flat = g_pre.flatten(1, 2)  # (samples, points * rows, out)
             if g_jet is not None:
                 torch.matmul(g_flat, _sample(weight, 2, samples), out=g_jet[samples, points].flatten(1, 2))
@@ -114,7 +115,7 @@ class _SineJetLayer(torch.autograd.Function):
                 g_bias[samples] += g_pre[..., 0, :].sum(1)
         if g_bias is not None:
             g_bias = g_bias.sum_to_size(bias.shape)
-        return g_jet, g_weight, g_bias, None, None
+        return g_jet, g_weight, g_bias, None, None, None
 
 
 def _sample(t: Tensor, dims: int, samples: slice) -> Tensor:
@@ -131,67 +132,56 @@ def _add_outer_products(acc: Tensor, g: Tensor, x: Tensor) -> None:
         acc.baddbmm_(g.transpose(1, 2), x)
 
 
-def _sine_rows(pre: Tensor, bias: Tensor, d: int, trace: bool, out: Tensor) -> None:
-    """The activation rows of one block (n, k, w) written into ``out``: s, c dz, c d2z - s dz^2."""
-    z, dz, d2z = pre[..., 0, :].add_(bias), pre[..., 1 : 1 + d, :], pre[..., 1 + d :, :]
-    s = torch.sin(z, out=out[..., 0, :]).unsqueeze(-2)
-    c = torch.cos(z).unsqueeze(-2)
-    torch.mul(dz, c, out=out[..., 1 : 1 + d, :])
-    if d2z.shape[-2]:
-        torch.mul(d2z, c, out=out[..., 1 + d :, :]).addcmul_(s, _squares(dz, trace), value=-1)
-
-
-def _sine_layer_reference(jet: Tensor, weight: Tensor, bias: Tensor, d: int, trace: bool) -> Tensor:
-    """What ``_SineJetLayer`` computes, from plain differentiable operations (used to differentiate it twice)."""
-    pre = _jet_matmul(jet, weight)
-    z = pre[..., 0, :] + (bias.unsqueeze(-2) if bias.dim() == 2 else bias)
-    dz, d2z = pre[..., 1 : 1 + d, :], pre[..., 1 + d :, :]
-    s, c = torch.sin(z).unsqueeze(-2), torch.cos(z).unsqueeze(-2)
-    rows = [s, c * dz]
-    if d2z.shape[-2]:
-        rows.append(c * d2z - s * (dz * dz).sum(-2, keepdim=True) if trace else c * d2z - s * dz * dz)
-    return torch.cat(rows, dim=-2)
-
-
-def _squares(dz: Tensor, trace: bool) -> Tensor:
-    """dz_j^2 per coordinate row (..., d, w), or summed over the rows (..., 1, w) when ``trace``."""
-    return _row_dot(dz, dz) if trace else dz * dz
-
-
-def _row_dot(a: Tensor, b: Tensor) -> Tensor:
-    """sum_r a_r b_r over the rows of two jets (..., r, w) -> (..., 1, w), as fused multiply-adds (a strided
-    reduction over the short row axis is several times slower on CPU)."""
-    out = a[..., 0:1, :] * b[..., 0:1, :]
-    for r in range(1, a.shape[-2]):
-        out.addcmul_(a[..., r : r + 1, :], b[..., r : r + 1, :])
-    return out
+def _jet_rows(pre: Tensor, bias: Tensor, d: int, trace: bool) -> Tensor:
+    """The activation rows (..., k, w) of pre-activation rows (..., k, w) whose value row lacks the bias:
+    s, c dz_j, then c d2z_j - s dz_j^2 (or, with ``trace``, c lap z - s sum_j dz_j^2), with s, c the sine and
+    cosine of the value row plus ``bias`` (broadcastable to (..., w)). Written row by row so that a compiler
+    fuses it into one loop that computes s and c once per element."""
+    z = pre[..., 0, :] + bias
+    s, c = torch.sin(z), torch.cos(z)
+    dz = [pre[..., 1 + j, :] for j in range(d)]
+    d2z = [pre[..., r, :] for r in range(1 + d, pre.shape[-2])]
+    rows = [s, *(c * x for x in dz)]
+    if d2z and trace:
+        rows.append(c * d2z[0] - s * sum(x * x for x in dz))
+    elif d2z:
+        rows += [c * x2 - s * x * x for x, x2 in zip(dz, d2z)]
+    return torch.stack(rows, dim=-2)
 
 
 # The vector-Jacobian product of (s, c dz, c d2z - s dz^2) with respect to (z, dz, d2z), given the output
 # gradient rows (g_h, g_dh, g_d2h):
 #   g_z   = c (g_h - sum g_d2h dz^2) - s (sum_j g_dh_j dz_j + sum g_d2h d2z)
-#   g_dz  = c g_dh - 2 s g_d2h dz        (with trace, the one g_d2h row broadcasts over the d rows)
+#   g_dz  = c g_dh - 2 s g_d2h dz        (with trace, the one g_d2h row serves every j)
 #   g_d2z = c g_d2h
 
 
-def _sine_rows_vjp(grad: Tensor, pre: Tensor, d: int, trace: bool) -> Tensor:
-    """The VJP above for one block (n, k, w), sin and cos recomputed from ``pre`` (bias included), each output
-    row written once."""
-    z, dz, d2z = pre[..., 0, :], pre[..., 1 : 1 + d, :], pre[..., 1 + d :, :]
-    s, c = torch.sin(z).unsqueeze(-2), torch.cos(z).unsqueeze(-2)
-    g_pre = torch.empty_like(grad)
-    g_h, g_dh, g_d2h = grad[..., 0:1, :], grad[..., 1 : 1 + d, :], grad[..., 1 + d :, :]
-    g_dz = torch.mul(g_dh, c, out=g_pre[..., 1 : 1 + d, :])
-    sin_part = _row_dot(g_dh, dz)
-    cos_part = g_h
-    if d2z.shape[-2]:
-        for r in range(d2z.shape[-2]):
-            sin_part.addcmul_(g_d2h[..., r : r + 1, :], d2z[..., r : r + 1, :])
-        cos_part = g_h - _row_dot(g_d2h, _squares(dz, trace))
-        g_dz.addcmul_(g_d2h * s, dz, value=-2)
-        torch.mul(g_d2h, c, out=g_pre[..., 1 + d :, :])
-    torch.mul(cos_part, c, out=g_pre[..., 0:1, :]).addcmul_(sin_part, s, value=-1)
-    return g_pre
+def _jet_rows_vjp(grad: Tensor, pre: Tensor, bias: Tensor, d: int, trace: bool) -> Tensor:
+    """The VJP above: the gradient (..., k, w) of the pre-activation rows, sin and cos recomputed; row by row
+    like ``_jet_rows``."""
+    z = pre[..., 0, :] + bias
+    s, c = torch.sin(z), torch.cos(z)
+    dz = [pre[..., 1 + j, :] for j in range(d)]
+    d2z = [pre[..., r, :] for r in range(1 + d, pre.shape[-2])]
+    g_h, g_dh = grad[..., 0, :], [grad[..., 1 + j, :] for j in range(d)]
+    g_d2h = [grad[..., r, :] for r in range(1 + d, grad.shape[-2])]
+    sin_part = sum(g * x for g, x in zip(g_dh + g_d2h, dz + d2z))
+    if not d2z:
+        return torch.stack([c * g_h - s * sin_part, *(c * g for g in g_dh)], dim=-2)
+    per_coordinate = g_d2h * d if trace else g_d2h  # with trace, the one Laplacian row's gradient serves every j
+    cos_part = g_h - sum(g * x * x for g, x in zip(per_coordinate, dz))
+    g_dz = [c * g - 2 * s * g2 * x for g, g2, x in zip(g_dh, per_coordinate, dz)]
+    return torch.stack([c * cos_part - s * sin_part, *g_dz, *(c * g for g in g_d2h)], dim=-2)
+
+
+def _sine_layer_reference(jet: Tensor, weight: Tensor, bias: Tensor, d: int, trace: bool) -> Tensor:
+    """What ``_SineJetLayer`` computes, from plain differentiable operations (used to differentiate it twice)."""
+    return _jet_rows(_jet_matmul(jet, weight), _row_bias(bias), d, trace)
+
+
+def _row_bias(bias: Tensor) -> Tensor:
+    """A bias (w,) or per-sample (S, w) in the shape that broadcasts against a value row (S, N, w)."""
+    return bias.unsqueeze(-2) if bias.dim() == 2 else bias
 
 
 def _input_jet(coords: Tensor, order: int, trace: bool) -> Tensor:
@@ -249,5 +239,5 @@ def siren_derivatives(model: Siren, coords: Tensor, params: dict[str, Tensor] | 
         omega = model.omegas[i]
         if shifts is not None:
             bias = bias + shifts[:, i]
-        jet = _SineJetLayer.apply(jet, weight * omega, bias * omega, d, trace)
+        jet = _SineJetLayer.apply(jet, weight * omega, bias * omega, d, trace, torch.is_grad_enabled())
     raise AssertionError("unreachable")

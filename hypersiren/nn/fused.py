@@ -1,0 +1,51 @@
+"""Chains of elementwise operations fused into one compiled CPU kernel each, with a fallback to eager mode.
+
+Run eagerly, every operation of a chain reads its inputs from memory and writes its result back; compiled
+(``torch.compile``, inductor's C++ backend) the chain is one loop that reads the inputs and writes the outputs
+once, which is what bounds memory-bound work on CPU. Compiling takes seconds (once per shape; inductor caches
+the kernels on disk), so only work of at least ``MIN_ELEMENTS`` elements is compiled. It needs a C++ compiler:
+when compiling fails, the process warns once and runs the functions eagerly. ``HYPERSIREN_FUSED_KERNELS=0`` in
+the environment turns compiling off. GPUs run the functions eagerly (not measured there).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+MIN_ELEMENTS = 1 << 22
+_compiled: dict[Callable, Callable] = {}
+_failed = False
+
+
+def enabled() -> bool:
+    """Whether large CPU work is compiled: unless turned off by the environment or after a failed compile."""
+    return not _failed and os.environ.get("HYPERSIREN_FUSED_KERNELS", "1") != "0"
+
+
+def kernel(fn: Callable, like: Tensor) -> Callable:
+    """``fn`` (tensors in, tensors out; other arguments plain Python values) as one fused kernel for work on
+    tensors like ``like``, or ``fn`` itself for GPU tensors, small work or when compiling is off."""
+    if like.device.type != "cpu" or like.numel() < MIN_ELEMENTS or not enabled():
+        return fn
+    if fn not in _compiled:
+        _compiled[fn] = torch.compile(fn)
+    compiled = _compiled[fn]
+
+    def run(*args):
+        global _failed
+        if _failed:
+            return fn(*args)
+        try:
+            return compiled(*args)
+        except Exception as error:  # e.g. no working C++ compiler: eager mode from now on
+            _failed = True
+            message = str(error).strip().splitlines()
+            warnings.warn(f"hypersiren: compiling fused kernels failed ({type(error).__name__}: "
+                          f"{message[0] if message else ''}); running them eagerly", RuntimeWarning, stacklevel=2)
+            return fn(*args)
+
+    return run
