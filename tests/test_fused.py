@@ -42,3 +42,52 @@ def test_failing_compiler_warns_once_and_falls_back(fresh, monkeypatch):
     assert not fused.enabled()
     assert fused.kernel(_chain, x) is _chain  # no second attempt
     assert len(calls) == 1
+
+
+def _compiler_available() -> bool:
+    import shutil
+
+    return any(shutil.which(name) for name in ("c++", "g++", "clang++"))
+
+
+def _siren_and_batch():
+    from hypersiren.nn import Siren
+
+    torch.manual_seed(0)
+    model = Siren(2, 3, hidden_features=16, hidden_layers=2).double()
+    coords = torch.rand(2, 40, 2, dtype=torch.float64) * 2 - 1
+    return model, coords, torch.randn(2, 40, 3, dtype=torch.float64)
+
+
+def test_fused_sine_layers_train_like_plain_autograd(fresh, monkeypatch):
+    """A Siren training step through the fused sine layers (compiled kernels) gives the plain path's outputs,
+    parameter gradients and second-order gradients (create_graph), and is taken only for training."""
+    if not _compiler_available():
+        pytest.skip("no C++ compiler for torch.compile")
+    from hypersiren.nn import fused_sine
+
+    model, coords, target = _siren_and_batch()
+    params = list(model.parameters())
+
+    def step():
+        loss = ((model(coords) - target) ** 2).mean()
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        return (loss, *grads, *torch.autograd.grad(sum((g ** 2).sum() for g in grads), params))
+
+    monkeypatch.setenv("HYPERSIREN_FUSED_KERNELS", "0")
+    assert not fused_sine.applies(coords, 16)
+    plain = step()
+    monkeypatch.setenv("HYPERSIREN_FUSED_KERNELS", "1")
+    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+    assert fused_sine.applies(coords, 16)
+    fast = step()
+    assert set(fused._compiled) == {fused_sine._forward_rows, fused_sine._backward_rows} and fused.enabled()
+    for a, b in zip(fast, plain):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    # never for inference, autograd derivatives of the network, or inside torch.func transforms
+    with torch.no_grad():
+        assert not fused_sine.applies(coords, 16)
+    assert not fused_sine.applies(coords.clone().requires_grad_(True), 16)
+    seen = []
+    torch.func.grad(lambda w: (seen.append(fused_sine.applies(coords, 16)), (w * coords).sum())[1])(torch.ones(2))
+    assert seen == [False]

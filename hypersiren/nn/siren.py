@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
+from hypersiren.nn import fused_sine
+
 
 def affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """``x W^T + b``. x (..., in) with weight (out, in) and bias (out,); or x (B, N, in) with a per-sample
@@ -96,6 +98,7 @@ class Siren(nn.Module):
         """
         x = coords
         last = len(self.layers) - 1
+        fused = params is None and shifts is None and fused_sine.applies(coords, self.config["hidden_features"])
         for i, layer in enumerate(self.layers):
             weight, bias = layer.weight, layer.bias
             if params is not None:
@@ -106,7 +109,10 @@ class Siren(nn.Module):
             omega = self.omegas[i]
             if shifts is not None:
                 bias = bias + shifts[:, i]
-            x = _sine(affine(x, weight * omega, bias * omega))
+            if fused:  # a training step on a large CPU batch: the elementwise work in fused kernels
+                x = fused_sine.sine_of_affine(x, weight * omega, bias * omega)
+            else:
+                x = _sine(affine(x, weight * omega, bias * omega))
         raise AssertionError("unreachable")
 
 
