@@ -96,24 +96,33 @@ class Siren(nn.Module):
             sine layer's pre-activation inside the sine (Dupont et al. 2022).
         Returns (..., out_features).
         """
-        x = coords
-        last = len(self.layers) - 1
+        *sine_layers, (weight, bias) = self.effective_parameters(params, shifts)
         fused = params is None and shifts is None and fused_sine.applies(coords, self.config["hidden_features"])
+        x = coords
+        for sine_weight, sine_bias in sine_layers:
+            if fused:  # a training step on a large CPU batch: the elementwise work in fused kernels
+                x = fused_sine.sine_of_affine(x, sine_weight, sine_bias)
+            else:
+                x = _sine(affine(x, sine_weight, sine_bias))
+        return affine(x, weight, bias)
+
+    def effective_parameters(self, params: dict[str, Tensor] | None = None, shifts: Tensor | None = None
+                             ) -> list[tuple[Tensor, Tensor]]:
+        """(weight, bias) of every layer as the forward pass applies them: per-sample ``params`` in place of the
+        module's where given; in a sine layer the shift added to the bias and both scaled by the layer's w0, so
+        that it computes ``sin(x W^T + b)``. The last pair is the linear output layer's."""
+        layers = []
         for i, layer in enumerate(self.layers):
             weight, bias = layer.weight, layer.bias
             if params is not None:
                 weight = params.get(f"layers.{i}.weight", weight)
                 bias = params.get(f"layers.{i}.bias", bias)
-            if i == last:
-                return affine(x, weight, bias)
-            omega = self.omegas[i]
-            if shifts is not None:
-                bias = bias + shifts[:, i]
-            if fused:  # a training step on a large CPU batch: the elementwise work in fused kernels
-                x = fused_sine.sine_of_affine(x, weight * omega, bias * omega)
-            else:
-                x = _sine(affine(x, weight * omega, bias * omega))
-        raise AssertionError("unreachable")
+            if i < self.num_sine_layers:
+                if shifts is not None:
+                    bias = bias + shifts[:, i]
+                weight, bias = weight * self.omegas[i], bias * self.omegas[i]
+            layers.append((weight, bias))
+        return layers
 
 
 def _sine(pre: Tensor) -> Tensor:

@@ -220,24 +220,15 @@ def siren_derivatives(model: Siren, coords: Tensor, params: dict[str, Tensor] | 
     jet = _input_jet(coords, order, trace)
     if not per_sample:  # one block of points (1, P, rows, d) through shared parameters
         jet = jet.reshape(1, -1, *jet.shape[-2:])
-    last = len(model.layers) - 1
-    for i, layer in enumerate(model.layers):
-        weight, bias = layer.weight, layer.bias
-        if params is not None:
-            weight = params.get(f"layers.{i}.weight", weight)
-            bias = params.get(f"layers.{i}.bias", bias)
-        if i == last:
-            out = _jet_matmul(jet, weight)
-            y = (out[..., 0, :] + (bias.unsqueeze(1) if bias.dim() == 2 else bias)).reshape(*lead, -1)
-            jac = out[..., 1 : 1 + d, :].transpose(-1, -2).reshape(*lead, -1, d)
-            if order == 1:
-                return y, jac, None
-            second = out[..., 1 + d :, :]
-            if trace:
-                return y, jac, second[..., 0, :].reshape(*lead, -1)
-            return y, jac, second.transpose(-1, -2).reshape(*lead, -1, d)
-        omega = model.omegas[i]
-        if shifts is not None:
-            bias = bias + shifts[:, i]
-        jet = _SineJetLayer.apply(jet, weight * omega, bias * omega, d, trace, torch.is_grad_enabled())
-    raise AssertionError("unreachable")
+    *sine_layers, (weight, bias) = model.effective_parameters(params, shifts)
+    for sine_weight, sine_bias in sine_layers:
+        jet = _SineJetLayer.apply(jet, sine_weight, sine_bias, d, trace, torch.is_grad_enabled())
+    out = _jet_matmul(jet, weight)
+    y = (out[..., 0, :] + _row_bias(bias)).reshape(*lead, -1)
+    jac = out[..., 1 : 1 + d, :].transpose(-1, -2).reshape(*lead, -1, d)
+    if order == 1:
+        return y, jac, None
+    second = out[..., 1 + d :, :]
+    if trace:
+        return y, jac, second[..., 0, :].reshape(*lead, -1)
+    return y, jac, second.transpose(-1, -2).reshape(*lead, -1, d)
