@@ -9,6 +9,7 @@ the environment turns compiling off. GPUs run the functions eagerly (not measure
 """
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from typing import Callable
@@ -32,6 +33,8 @@ def kernel(fn: Callable, like: Tensor) -> Callable:
     if like.device.type != "cpu" or like.numel() < MIN_ELEMENTS or not enabled():
         return fn
     if fn not in _compiled:
+        if not _compiled:
+            _import_compiler_quietly()
         _compiled[fn] = torch.compile(fn)
     compiled = _compiled[fn]
 
@@ -49,3 +52,16 @@ def kernel(fn: Callable, like: Tensor) -> Callable:
             return fn(*args)
 
     return run
+
+
+def _import_compiler_quietly() -> None:
+    """Import what inductor imports when it first compiles, with torch.utils.cpp_extension's warning about a
+    CUDA toolkit on a machine without a GPU silenced (a CUDA build of torch on CPU says it mid progress bar;
+    CPU kernels need no CUDA)."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        import torch.utils.cpp_extension  # noqa: F401
+    finally:
+        logger.setLevel(level)
