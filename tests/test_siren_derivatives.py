@@ -23,7 +23,16 @@ def test_forward_mode_equals_autograd(in_features, out_features):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_float32_matches_autograd_within_1e_5_relative():
+@pytest.mark.parametrize("kernels", ["eager", "fused"])
+def test_float32_matches_autograd_within_1e_5_relative(monkeypatch, kernels):
+    """In float32, eagerly and through the compiled fused kernels (the path of large CPU training steps)."""
+    from hypersiren.nn import fused
+
+    if kernels == "fused" and not _has_cpp_compiler():
+        pytest.skip("no C++ compiler for torch.compile")
+    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(fused, "_compiled", {})
+    monkeypatch.setenv("HYPERSIREN_FUSED_KERNELS", "1" if kernels == "fused" else "0")
     model = _random_siren(2, 1, seed=3, hidden_features=64, hidden_layers=3)
     model.float()
     coords = torch.rand(200, 2) * 2 - 1
@@ -32,6 +41,7 @@ def test_float32_matches_autograd_within_1e_5_relative():
     for a, b in ((y, y_ref), (jac, jac_ref), (hess, hess_ref)):
         err = (a.double() - b).abs().max() / b.abs().max()
         assert err < 1e-5
+    assert (kernels == "fused") == bool(fused._compiled) and fused.enabled() == (kernels == "fused")
 
 
 def test_order_one_skips_hessian():
