@@ -24,19 +24,26 @@ def test_small_work_and_switched_off_run_eagerly(fresh, monkeypatch):
     assert not fused.enabled() and fused.kernel(_chain, x) is _chain
 
 
-def test_failing_compiler_warns_once_and_falls_back(fresh, monkeypatch):
+@pytest.mark.parametrize("when", ["compiling", "running"])
+def test_failing_compiler_warns_once_and_falls_back(fresh, monkeypatch, when):
+    """torch.compile failing when it is called (e.g. an unsupported Python) or when the kernel first runs (e.g. no
+    C++ compiler): one warning, the eager result, no second attempt."""
     calls = []
 
     def broken_compile(fn, **kwargs):
+        calls.append(fn)
+        if when == "compiling":
+            raise RuntimeError("torch.compile is not supported here\nlong details")
+
         def compiled(*args):
-            calls.append(args)
             raise RuntimeError("C++ compiler not found\nlong details")
         return compiled
 
     monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
     monkeypatch.setattr(torch, "compile", broken_compile)
     x = torch.rand(16)
-    with pytest.warns(RuntimeWarning, match="compiling fused kernels failed .*C\\+\\+ compiler not found"):
+    reason = "torch.compile is not supported here" if when == "compiling" else "C\\+\\+ compiler not found"
+    with pytest.warns(RuntimeWarning, match=f"compiling fused kernels failed .*{reason}"):
         result = fused.kernel(_chain, x)(x, 2.0)
     torch.testing.assert_close(result, _chain(x, 2.0))
     assert not fused.enabled()

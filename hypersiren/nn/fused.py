@@ -32,18 +32,13 @@ def kernel(fn: Callable, like: Tensor) -> Callable:
     tensors like ``like``, or ``fn`` itself for GPU tensors, small work or when compiling is off."""
     if like.device.type != "cpu" or like.numel() < MIN_ELEMENTS or not enabled():
         return fn
-    if fn not in _compiled:
-        if not _compiled:
-            _import_compiler_quietly()
-        _compiled[fn] = torch.compile(fn)
-    compiled = _compiled[fn]
 
     def run(*args):
         global _failed
         if _failed:
             return fn(*args)
         try:
-            return compiled(*args)
+            return _compile(fn)(*args)
         except Exception as error:  # e.g. no working C++ compiler: eager mode from now on
             _failed = True
             message = str(error).strip().splitlines()
@@ -52,6 +47,14 @@ def kernel(fn: Callable, like: Tensor) -> Callable:
             return fn(*args)
 
     return run
+
+
+def _compile(fn: Callable) -> Callable:
+    if fn not in _compiled:
+        if not _compiled:
+            _import_compiler_quietly()
+        _compiled[fn] = torch.compile(fn)
+    return _compiled[fn]
 
 
 def _import_compiler_quietly() -> None:
