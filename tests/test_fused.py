@@ -22,6 +22,9 @@ def test_small_work_and_switched_off_run_eagerly(fresh, monkeypatch):
     monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
     monkeypatch.setenv("HYPERSIREN_FUSED_KERNELS", "0")
     assert not fused.enabled() and fused.kernel(_chain, x) is _chain
+    monkeypatch.setenv("HYPERSIREN_FUSED_KERNELS", "1")
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert fused.kernel(_chain, x) is _chain  # an outer torch.compile traces the plain function
 
 
 @pytest.mark.parametrize("when", ["compiling", "running"])

@@ -29,8 +29,10 @@ def enabled() -> bool:
 
 def kernel(fn: Callable, like: Tensor) -> Callable:
     """``fn`` (tensors in, tensors out; other arguments plain Python values) as one fused kernel for work on
-    tensors like ``like``, or ``fn`` itself for GPU tensors, small work or when compiling is off."""
-    if like.device.type != "cpu" or like.numel() < MIN_ELEMENTS or not enabled():
+    tensors like ``like``, or ``fn`` itself for GPU tensors, small work, when compiling is off or while an outer
+    ``torch.compile`` traces the caller."""
+    if (like.device.type != "cpu" or like.numel() < MIN_ELEMENTS or not enabled()
+            or torch.compiler.is_compiling()):  # inside a caller's torch.compile: it traces the plain maths
         return fn
 
     def run(*args):
