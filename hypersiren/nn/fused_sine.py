@@ -4,7 +4,7 @@
 product's output, the sine, and in the backward pass a cosine, a product with the incoming gradient and a sum
 for the bias gradient: each a full pass over activation-sized memory. Here the product is taken without the
 bias, the forward pass is one kernel (bias + sine) and the backward pass one kernel (cosine of the recomputed
-pre-activation times the gradient, and its column sums), compiled by ``hypersiren.nn.fused``: about 10% off a
+pre-activation times the gradient, and its column sums), compiled by ``hypersiren.nn.fused``: about 13% off a
 256x256 image-fitting step on 2 CPU cores (``benchmarks/fit_speed.py``).
 
 ``Siren.forward`` takes this path only for training with the module's own parameters on CPU (``applies``);
