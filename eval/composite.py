@@ -17,7 +17,7 @@ from pathlib import Path
 from hypersiren.data.image import save_image
 from hypersiren.engine import TrainOptions, train
 from hypersiren.errors import HypersirenError
-from hypersiren.io import atomic_write, check_output_dir, write_json
+from hypersiren.io import check_output_dir, write_table_and_metrics
 from hypersiren.nn import MODEL_NAMES
 from hypersiren.runtime import resolve_device, seed_everything
 from hypersiren.tasks.composite import Composite
@@ -82,9 +82,7 @@ def run(argv: list[str] | None = None) -> int:
             panels = panels or [*task.inputs, task.image]
             panels.append(task.fit_image())
         save_image(side_by_side(panels), out / "composite.png")
-        with atomic_write(out / "composite.md", "w") as f:
-            f.write(table(metrics, args))
-        write_json(out / "metrics.json", metrics)
+        write_table_and_metrics(out, "composite", table(metrics, args), metrics)
     except HypersirenError as err:
         print(f"composite: error: {err}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ import numpy as np
 from hypersiren.data.grid import grid_spacing
 from hypersiren.engine import TrainOptions, train
 from hypersiren.errors import HypersirenError
-from hypersiren.io import atomic_write, check_output_dir, write_json
+from hypersiren.io import atomic_write, check_output_dir, write_table_and_metrics
 from hypersiren.nn import MODEL_NAMES
 from hypersiren.render import render_derivatives
 from hypersiren.runtime import resolve_device, seed_everything
@@ -137,9 +137,7 @@ def run(argv: list[str] | None = None) -> int:
             rows.append((f"{name}\n{metrics[name]['psnr']:.2f} dB", fit_row(task)))
         gt = next(iter(tasks.values()))
         figure([("ground truth", ground_truth_row(gt))] + rows, out / "figure1.png")
-        with atomic_write(out / "figure1.md", "w") as f:
-            f.write(table(metrics, args))
-        write_json(out / "metrics.json", metrics)
+        write_table_and_metrics(out, "figure1", table(metrics, args), metrics)
     except HypersirenError as err:
         print(f"figure1: error: {err}", file=sys.stderr)
         return 2

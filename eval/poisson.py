@@ -19,7 +19,7 @@ import numpy as np
 
 from hypersiren.engine import TrainOptions, train
 from hypersiren.errors import HypersirenError
-from hypersiren.io import atomic_write, check_output_dir, write_json
+from hypersiren.io import atomic_write, check_output_dir, write_table_and_metrics
 from hypersiren.nn import MODEL_NAMES
 from hypersiren.runtime import resolve_device, seed_everything
 from hypersiren.tasks.poisson import PoissonFit, PoissonGradient, PoissonLaplacian
@@ -121,9 +121,7 @@ def run(argv: list[str] | None = None) -> int:
                                                   (f"target {derivative}", _picture(task.target_image()))])
             panels.append((f"{model}: {result['psnr']:.1f} dB", _picture(task.fit_image())))
         figure(rows, out / "poisson.png")
-        with atomic_write(out / "poisson.md", "w") as f:
-            f.write(table(metrics, args))
-        write_json(out / "metrics.json", metrics)
+        write_table_and_metrics(out, "poisson", table(metrics, args), metrics)
     except HypersirenError as err:
         print(f"poisson: error: {err}", file=sys.stderr)
         return 2

@@ -42,6 +42,14 @@ def write_json(path: str | Path, obj) -> None:
         f.write("\n")
 
 
+def write_table_and_metrics(out_dir: str | Path, name: str, table: str, metrics: dict) -> None:
+    """An evaluation's results: ``out_dir/name.md`` (its markdown table) and ``out_dir/metrics.json``, each
+    written atomically."""
+    with atomic_write(Path(out_dir) / f"{name}.md", "w") as f:
+        f.write(table)
+    write_json(Path(out_dir) / "metrics.json", metrics)
+
+
 def prepare_output_dir(path: str | Path) -> Path:
     """Create ``path`` as a directory (parents too); a clear error if it is a file or not writable."""
     path = Path(path)
