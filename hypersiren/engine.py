@@ -1,129 +1,77 @@
 """The one training loop every zoo entry and prior shares.
 
-``train(task, options, out_dir)`` runs: seed -> optimiser -> (resume) -> loop(batch, loss, backward, clip,
-step) with a progress bar, TensorBoard scalars and the task's summaries, periodic atomic checkpoints (and one on
+``build_task(Task, config)`` checks the run directory and builds the task (reading and checking its inputs);
+``train(task)`` runs: seed -> optimiser -> (resume) -> ``train_step`` per step (batch, loss, backward, clip,
+Adam) with a progress bar, TensorBoard scalars and the task's summaries, periodic atomic checkpoints (and one on
 SIGINT/SIGTERM), a NaN/Inf guard, then writes ``metrics.json`` and the task's rendered outputs.
 
-Run directory: ``config.json`` (everything needed to rerun), ``metrics.json``, ``checkpoint.safetensors``,
-TensorBoard event files, and what the task renders. One run per directory: a directory holding an earlier run's
-checkpoint or TensorBoard events is refused unless ``resume`` (continue it) or ``overwrite`` (start again: its
-checkpoint, metrics and events are deleted) is set.
+The run directory (``hypersiren.run_dir``: one run per directory) gets ``config.json`` (the task's kind and
+config: everything needed to rerun), ``metrics.json``, ``checkpoint.safetensors``, TensorBoard events and what
+the task renders.
 """
 from __future__ import annotations
 
-import contextlib
-import signal
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from hypersiren.checkpoint import load_checkpoint, save_checkpoint
+from hypersiren.config import Config, non_negative_float, non_negative_int, option, positive_float, positive_int
 from hypersiren.errors import CheckpointError, InputError, TrainingDiverged
-from hypersiren.io import prepare_output_dir, write_json
-from hypersiren.runtime import rng_state, seed_everything, set_rng_state, tune_allocator
-from hypersiren.tasks.base import Task
+from hypersiren.io import check_output_dir, write_json
+from hypersiren.run_dir import CHECKPOINT, check_run_dir, prepare_run_dir, summary_writer
+from hypersiren.runtime import (Interrupt, all_agree, distributed, resolve_device, rng_state, seed_everything,
+                                set_rng_state, tune_allocator)
 
-CHECKPOINT = "checkpoint.safetensors"
-
-
-@dataclass
-class TrainOptions:
-    """Engine options shared by every task (the CLI exposes each one)."""
-
-    steps: int = 1000
-    lr: float = 1e-4
-    seed: int = 0
-    summary_every: int = 100  # TensorBoard pictures and evaluation metrics every N steps (0: only at the end)
-    checkpoint_every: int = 0  # checkpoint every N steps (0: only at the end and on interruption)
-    clip_grad: float = 0.0  # gradient-norm clipping (0: off)
-    on_nan: str = "stop"  # "stop": raise, keeping the last good checkpoint; "skip": skip the step
-    amp: bool = False  # bf16 autocast (CUDA only)
-    compile: bool = False  # torch.compile the model
-    resume: bool = False
-    overwrite: bool = False  # start again in a directory that holds an earlier run (deletes its checkpoint and events)
-    progress: bool = True
-    minutes: float = 0.0  # wall-clock budget: stop (and checkpoint) after this many minutes of training (0: off)
+if TYPE_CHECKING:
+    from hypersiren.tasks.base import Task, TaskConfig
 
 
-class _Interrupt:
-    """Turns SIGINT/SIGTERM into a flag the loop checks after each step, so it can checkpoint cleanly."""
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig(Config):
+    """How the engine trains; every task's config holds one, with the task's own defaults (e.g. ``steps=500``)."""
 
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
+    title = "training"
 
-    def __enter__(self):
-        with contextlib.suppress(ValueError):  # signals only work in the main thread
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
+    steps: int = option(1000, "optimisation steps", check=positive_int)
+    lr: float = option(1e-4, "Adam learning rate", check=positive_float)
+    seed: int = option(0, "random seed; a CPU run repeats exactly", check=non_negative_int)
+    summary_every: int = option(100, "TensorBoard pictures and eval metrics every N steps, 0 = only at the end",
+                                check=non_negative_int)
+    checkpoint_every: int = option(0, "checkpoint every N steps, 0 = at the end and on interruption",
+                                   check=non_negative_int)
+    clip_grad: float = option(0.0, "gradient-norm clipping, 0 = off", check=non_negative_float)
+    on_nan: str = option("stop", "on a NaN/Inf loss: stop keeping the last checkpoint, or skip the step",
+                         choices=("stop", "skip"))
+    amp: bool = option(False, "bf16 autocast on CUDA")
+    compile: bool = option(False, "torch.compile the network")
+    resume: bool = option(False, "continue the run in --out from its checkpoint (from step 0 if it has none yet)",
+                          exclusive="run directory")
+    overwrite: bool = option(False, "start again in an --out holding an earlier run (deletes its checkpoint, metrics "
+                                    "and TensorBoard events); without --resume or --overwrite such a directory is "
+                                    "refused", exclusive="run directory")
+    minutes: float = option(0.0, "wall-clock budget: stop and checkpoint after this many minutes, 0 = off",
+                            check=non_negative_float)
+    progress: bool = option(True, "hide the progress bar")
 
-    def _handle(self, signum, frame):
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def _summary_writer(out_dir: Path, rank: int = 0, purge_step: int | None = None):
-    """TensorBoard writer of rank 0; ``purge_step`` hides events an interrupted run logged at or after that step."""
-    if rank != 0:
-        return _NoWriter()
-    from torch.utils.tensorboard import SummaryWriter  # imported lazily: tensorboard is heavy
-
-    return SummaryWriter(log_dir=str(out_dir), purge_step=purge_step)
-
-
-def _earlier_run(out_dir: Path) -> list[Path]:
-    """Files in ``out_dir`` that an earlier run wrote and a new run would mix with: checkpoint, metrics, events."""
-    if not out_dir.is_dir():
-        return []
-    return [p for p in (out_dir / CHECKPOINT, out_dir / "metrics.json") if p.exists()] + sorted(out_dir.glob("events.out.tfevents.*"))
+    def __post_init__(self):
+        super().__post_init__()
+        if self.resume and self.overwrite:
+            raise InputError("--resume and --overwrite exclude each other: continue the run in the directory, or "
+                             "start again")
 
 
-def check_run_dir(out_dir: str | Path, options: TrainOptions) -> None:
-    """Refuse, before anything is written, to start a run in a directory holding another run (InputError),
-    unless ``options.resume`` or ``options.overwrite`` says what to do with it."""
-    if options.resume and options.overwrite:
-        raise InputError("--resume and --overwrite exclude each other: continue the run in the directory, or start again")
-    if options.resume or options.overwrite:
-        return
-    earlier = _earlier_run(Path(out_dir))
-    if earlier:
-        raise InputError(f"run directory {out_dir} already holds an earlier run ({earlier[0].name}); pass --resume to "
-                         f"continue it, --overwrite to start again there, or choose another --out")
-
-
-class _NoWriter:
-    """The SummaryWriter of DDP ranks other than 0: every call does nothing."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) of an initialised torch.distributed process group (torchrun), else (0, 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _all_agree(flag: bool, world: int) -> bool:
-    """Rank 0's decision, shared with every rank (so all ranks stop at the same step)."""
-    if world == 1:
-        return flag
-    import torch.distributed as dist
-
-    tensor = torch.tensor([float(flag)])
-    dist.broadcast(tensor, 0)
-    return bool(tensor.item())
+def build_task(task_cls: type[Task], config: TaskConfig) -> Task:
+    """The task ``config`` describes, on its device and seeded: its inputs are read and checked, and the run
+    directory ``config.out`` is checked, before anything is written."""
+    out = check_output_dir(config.out)
+    check_run_dir(out, config.engine)
+    device = resolve_device(config.device)
+    seed_everything(config.engine.seed)
+    return task_cls(config, device)
 
 
 def make_optimizer(parameters: list, lr: float) -> torch.optim.Adam:
@@ -139,18 +87,29 @@ def make_optimizer(parameters: list, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(parameters, lr=lr)
 
 
-def _state(task: Task, optimizer: torch.optim.Optimizer, step: int) -> dict:
-    return {"model": task.model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": rng_state()}
+def train_step(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+               clip_grad: float = 0.0, amp: bool = False) -> tuple[torch.Tensor, dict]:
+    """One optimisation step: the task's batch for ``step``, its loss on ``model`` (``task.model`` or its
+    compiled/DDP wrapper), backward, gradient clipping (0 = off) and the optimiser step. A NaN/Inf loss takes no
+    step; it is returned like any loss (with the logged scalars) and the caller decides."""
+    batch = task.batch(step)
+    with torch.autocast(task.device.type, dtype=torch.bfloat16, enabled=amp):
+        loss, logs = task.loss(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    if torch.isfinite(loss):
+        loss.backward()
+        if clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(task.parameters(), clip_grad)
+        optimizer.step()
+    return loss, logs
 
 
-def _meta(task: Task, options: TrainOptions, config: dict) -> dict:
-    return {"kind": task.kind, "model": task.model_meta(), "config": config, "options": asdict(options)}
-
-
-def train(task: Task, options: TrainOptions, out_dir: str | Path, config: dict | None = None) -> dict[str, float]:
+def train(task: Task, options: EngineConfig | None = None, out_dir: str | Path | None = None,
+          config: dict | None = None) -> dict[str, float]:
     """Train ``task.model`` and write the run directory; returns the final metrics.
 
-    config: the full run configuration (task and engine options) stored as ``config.json`` and in checkpoints.
+    options, out_dir, config: the engine config, run directory and stored configuration (``config.json`` and
+    checkpoints), by default ``task.config.engine``, ``task.config.out`` and ``task.config.to_dict()``.
     Raises TrainingDiverged on a NaN/Inf loss with ``on_nan="stop"``; KeyboardInterrupt after checkpointing
     when interrupted by SIGINT/SIGTERM.
 
@@ -158,25 +117,18 @@ def train(task: Task, options: TrainOptions, out_dir: str | Path, config: dict |
     rank draws its own batches (seed + rank) and rank 0 alone writes the run directory; other ranks return {}.
     On resume every rank restores rank 0's RNG state and then ranks > 0 reseed with seed + rank + step.
     """
-    config = dict(config or {})
-    rank, world = _distributed()
-    check_run_dir(out_dir, options)
-    out_dir = prepare_output_dir(out_dir)
+    options = options or task.config.engine
+    config = task.config.to_dict() if config is None else dict(config)
+    out_dir = out_dir if out_dir is not None else task.config.out
+    rank, world = distributed()
+    out_dir = prepare_run_dir(out_dir, options, rank)
     checkpoint_path = out_dir / CHECKPOINT
-    if rank == 0:
-        for stale in out_dir.glob(".*.tmp"):  # an atomic write of a process killed mid-write
-            stale.unlink(missing_ok=True)
-        if options.overwrite:
-            for path in _earlier_run(out_dir):
-                path.unlink(missing_ok=True)
-        elif options.resume and not checkpoint_path.exists():
-            print(f"note: --resume: no checkpoint in {out_dir} yet; starting from step 0", file=sys.stderr)
     tune_allocator()
     seed_everything(options.seed + rank)
     optimizer = make_optimizer(task.parameters(), options.lr)
     start = 0
     if options.resume and checkpoint_path.exists():
-        state, meta = load_checkpoint(checkpoint_path, kind=task.kind)
+        state, _ = load_checkpoint(checkpoint_path, kind=task.kind)
         try:
             task.model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -187,7 +139,7 @@ def train(task: Task, options: TrainOptions, out_dir: str | Path, config: dict |
         if rank:
             seed_everything(options.seed + rank + start)
     if rank == 0:
-        write_json(out_dir / "config.json", {**config, "engine": asdict(options)})
+        write_json(out_dir / "config.json", {"kind": task.kind, **config, "engine": options.to_dict()})
 
     model = task.model
     if options.compile:
@@ -198,15 +150,16 @@ def train(task: Task, options: TrainOptions, out_dir: str | Path, config: dict |
         model = DistributedDataParallel(model, device_ids=[task.device.index] if task.device.type == "cuda" else None)
     amp = options.amp and task.device.type == "cuda"
     # events are logged at step + 1: a resumed run hides what the interrupted one logged after its checkpoint
-    writer = _summary_writer(out_dir, rank, purge_step=start + 1 if options.resume else None)
-    meta = _meta(task, options, config)
+    writer = summary_writer(out_dir, rank, purge_step=start + 1 if options.resume else None)
+    meta = {"kind": task.kind, "model": task.model_meta(), "config": config, "options": options.to_dict()}
 
     def checkpoint(step: int, final: bool = False) -> None:
         if not all(bool(torch.isfinite(p).all()) for p in task.parameters()):  # e.g. one step with a huge lr
             raise TrainingDiverged(f"the weights became NaN or Inf by step {step}; the last good checkpoint (if any) "
                                    f"is kept at {checkpoint_path}")
         if rank == 0:
-            state = _state(task, optimizer, step)
+            state = {"model": task.model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                     "rng": rng_state()}
             if final:  # e.g. a density over the trained prior's latents, computed once
                 state.update(task.final_state())
             save_checkpoint(checkpoint_path, state, meta)
@@ -218,23 +171,15 @@ def train(task: Task, options: TrainOptions, out_dir: str | Path, config: dict |
     bar = tqdm(range(start, options.steps), initial=start, total=options.steps, disable=not options.progress,
                desc=task.name, dynamic_ncols=True)
     try:
-        with _Interrupt() as interrupt:
+        with Interrupt() as interrupt:
             for step in bar:
                 tick = time.perf_counter()
-                batch = task.batch(step)
-                with torch.autocast(task.device.type, dtype=torch.bfloat16, enabled=amp):
-                    loss, logs = task.loss(model, batch)
+                loss, logs = train_step(task, model, optimizer, step, options.clip_grad, amp)
                 if not torch.isfinite(loss):
                     if options.on_nan == "skip":
-                        optimizer.zero_grad(set_to_none=True)
                         continue
                     raise TrainingDiverged(f"loss became {loss.item()} at step {step}; the last good checkpoint "
                                            f"(if any) is kept at {checkpoint_path}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if options.clip_grad > 0:
-                    torch.nn.utils.clip_grad_norm_(task.parameters(), options.clip_grad)
-                optimizer.step()
                 if task.device.type == "cuda":
                     torch.cuda.synchronize(task.device)
                 if step > start:  # the first step pays one-off costs (allocation, compilation)
@@ -253,7 +198,7 @@ def train(task: Task, options: TrainOptions, out_dir: str | Path, config: dict |
                 if interrupt.signum is not None:
                     checkpoint(done)
                     raise KeyboardInterrupt(f"interrupted at step {done}; checkpoint saved to {checkpoint_path}")
-                if options.minutes and _all_agree(time.perf_counter() - started > 60 * options.minutes, world):
+                if options.minutes and all_agree(time.perf_counter() - started > 60 * options.minutes, world):
                     out_of_time = True
                     break
         done = done if out_of_time else max(start, options.steps)
@@ -276,7 +221,11 @@ def train(task: Task, options: TrainOptions, out_dir: str | Path, config: dict |
 def restore_task(task_cls: type[Task], run_dir: str | Path, device: torch.device | str = "cpu") -> Task:
     """Rebuild a trained task from its run directory: the configuration and weights stored in the checkpoint."""
     state, meta = load_checkpoint(Path(run_dir) / CHECKPOINT, kind=task_cls.kind)
-    task = task_cls(meta["config"], torch.device(device))
+    try:
+        config = task_cls.Config.from_dict(meta["config"])
+    except (InputError, KeyError) as err:
+        raise CheckpointError(f"checkpoint in {run_dir} holds a configuration this hypersiren cannot read: {err}") from None
+    task = task_cls(config, torch.device(device))
     try:
         task.model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as err:

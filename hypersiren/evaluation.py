@@ -8,12 +8,14 @@ setting, so every model sees the same contexts.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor
 
+from hypersiren.data.context import hide_unknown
 from hypersiren.errors import InputError
 
 SETTINGS = ("10", "100", "1000", "half", "full")
@@ -24,18 +26,17 @@ PAPER_TABLE1 = {
     "sine set encoder": {"10": 0.035, "100": 0.013, "1000": 0.009, "half": 0.022, "full": 0.009},
 }
 SETTING_NAMES = {"half": "top half", "full": "full image"}
-UNKNOWN_GRAY = 0.5
 
 
 class CompletionExamples(dict):
     """Example completions (K, 3, R, R) in [0, 1] per setting (the first K evaluated images), with the
-    context masks (K, R, R) they were completed from in ``masks``, the context ``seed`` and the number of
-    evaluated images ``count``."""
+    context masks (K, R, R) they were completed from in ``masks``, the context ``seed``, the number of
+    evaluated images ``count`` and the wall-clock ``seconds`` spent completing (all settings)."""
 
     def __init__(self, seed: int, count: int):
         super().__init__()
         self.masks: dict[str, Tensor] = {}
-        self.seed, self.count = seed, count
+        self.seed, self.count, self.seconds = seed, count, 0.0
 
 
 def _check_settings(settings, resolution: int) -> tuple[str, ...]:
@@ -59,12 +60,6 @@ def _check_images(images_unit: Tensor) -> None:
                          f"[{float(images_unit.min()):g}, {float(images_unit.max()):g}]")
     if images_unit.shape[-1] < 3:
         raise InputError(f"images must be at least 3x3 pixels for SSIM, got {images_unit.shape[-1]}")
-
-
-def hide_unknown(images_unit: Tensor, masks: Tensor, fill: float = 0.0) -> Tensor:
-    """Images (B, 3, R, R) with every pixel outside ``masks`` (B, R, R) set to ``fill``."""
-    return torch.where(masks[:, None], images_unit, torch.as_tensor(fill, dtype=images_unit.dtype,
-                                                                   device=images_unit.device))
 
 
 def score_completions(completions: Tensor, truth: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -107,7 +102,9 @@ def evaluate_completion(complete: Callable[[Tensor, Tensor], Tensor], images_uni
             for start in starts:
                 truth = images_unit[start : start + batch_size]
                 masks = evaluation_masks(setting, len(truth), resolution, generator).to(truth.device)
+                tick = time.perf_counter()
                 completions = complete(hide_unknown(truth, masks), masks)
+                examples.seconds += time.perf_counter() - tick
                 if not isinstance(completions, Tensor) or completions.shape != truth.shape:
                     raise InputError(f"the completer returned {getattr(completions, 'shape', type(completions))}; "
                                      f"expected completions of shape {tuple(truth.shape)}")
@@ -152,36 +149,23 @@ def results_table(metrics: dict[str, dict[str, float]], count: int, resolution: 
     return "\n".join(lines) + "\n"
 
 
-def completion_figure(images_unit: Tensor, examples: dict[str, Tensor], masks_by_setting: dict[str, Tensor],
-                      scale: int = 2) -> Tensor:
-    """(3, H, W) picture: one row per example face; per setting its context (unknown pixels gray) and the
-    completion, then the ground truth; under a header row naming the columns. Pixels enlarged ``scale`` times."""
-    from hypersiren.viz import side_by_side, stack_rows
+def evaluate_prior(prior, images_unit: Tensor, *, refine_steps: int = 0, lr: float = 1e-2, penalty: float = 1e-2,
+                   weights: bool = False, warm_up: bool = False, **options) -> tuple[dict, CompletionExamples]:
+    """``evaluate_completion`` of a ``FunctionPrior`` completing through ``hypersiren.priors.inference.complete``
+    (refined ``refine_steps`` times with ``lr``, ``penalty``, ``weights``). warm_up: complete two faces first,
+    so one-off costs (first autograd/vmap calls) stay out of the timing. ``options``: those of
+    ``evaluate_completion``."""
+    from hypersiren.priors import inference
 
-    count = min(len(v) for v in examples.values())
-    enlarge = lambda x: x.repeat_interleave(scale, dim=-1).repeat_interleave(scale, dim=-2)
-    rows = []
-    for i in range(count):
-        tiles = []
-        for setting, completions in examples.items():
-            masks = masks_by_setting[setting][i : i + 1].to(completions.device)
-            tiles += [hide_unknown(images_unit[i : i + 1].cpu(), masks, UNKNOWN_GRAY)[0], completions[i]]
-        tiles.append(images_unit[i].cpu())
-        rows.append(side_by_side([enlarge(t) for t in tiles]))
-    size = images_unit.shape[-1] * scale
-    labels = [f"{s}{suffix}" for s in examples for suffix in (" ctx", " out")] + ["truth"]
-    header = side_by_side([_label(text, size) for text in labels])
-    return stack_rows([header] + rows)
+    def complete(images: Tensor, masks: Tensor) -> Tensor:
+        return inference.complete(prior, images, masks, refine_steps=refine_steps, lr=lr, penalty=penalty,
+                                  weights=weights)
 
-
-def _label(text: str, width: int) -> Tensor:
-    """(3, 14, width) white tile with ``text`` in black (PIL's built-in bitmap font)."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    canvas = Image.new("RGB", (width, 14), "white")
-    ImageDraw.Draw(canvas).text((1, 1), text, fill="black")
-    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
+    if warm_up:
+        with torch.no_grad():
+            complete(images_unit[:2], torch.ones(len(images_unit[:2]), *images_unit.shape[-2:], dtype=torch.bool,
+                                                 device=images_unit.device))
+    return evaluate_completion(complete, images_unit, **options)
 
 
 def write_evaluation(out_dir: str | Path, metrics: dict[str, dict[str, float]], examples: dict[str, Tensor],
@@ -194,6 +178,7 @@ def write_evaluation(out_dir: str | Path, metrics: dict[str, dict[str, float]], 
     Returns the paths written."""
     from hypersiren.data.image import save_image
     from hypersiren.io import atomic_write, prepare_output_dir, write_json
+    from hypersiren.viz import completion_figure
 
     if set(examples) != set(metrics):
         raise InputError(f"examples cover settings {sorted(examples)} but metrics cover {sorted(metrics)}")

@@ -19,8 +19,6 @@ Contexts: ``num_pixels`` random known pixels at the prior's training resolution 
 """
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,136 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hypersiren.checkpoint import load_checkpoint
-from hypersiren.data.image import from_unit, resize, to_unit
+from hypersiren.data.image import ImageKind, from_unit, read_images, resize, restore_images
 from hypersiren.errors import CheckpointError, InputError
-from hypersiren.priors import PRIORS, FunctionPrior
-from hypersiren.tasks.face_prior import render_faces
-
-
-@dataclass
-class _Kind:
-    """How the caller's images were given, to return the result the same way."""
-
-    library: str  # "pil", "numpy" or "torch"
-    batched: bool  # a batch array/tensor or a list
-    is_list: bool
-    uint8: bool
-    dtype: Any = None
-    device: Any = None
-
-
-def _pil_to_array(image) -> np.ndarray:
-    return np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
-
-
-def _as_tensor(image: Any) -> tuple[Tensor, _Kind]:
-    """One image or batch -> (B, C, H, W) float in [0, 1] and its kind."""
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(image, Image.Image):
-        tensor = torch.from_numpy(_pil_to_array(image).copy()).permute(2, 0, 1)[None]
-        return _normalise(tensor, "PIL image"), _Kind("pil", False, False, True)
-    if isinstance(image, np.ndarray):
-        array = image
-        if array.ndim not in (2, 3, 4):
-            raise InputError(f"numpy image has shape {array.shape}; expected (H, W), (H, W, C) or (B, H, W, C)")
-        tensor = torch.from_numpy(np.array(array))  # a copy: the caller's array may be read-only
-        tensor = tensor[None, None] if array.ndim == 2 else (tensor.permute(2, 0, 1)[None] if array.ndim == 3 else tensor.permute(0, 3, 1, 2))
-        return _normalise(tensor, "numpy image"), _Kind("numpy", array.ndim == 4, False, array.dtype == np.uint8, array.dtype)
-    if isinstance(image, Tensor):
-        if image.dim() not in (2, 3, 4):
-            raise InputError(f"tensor image has shape {tuple(image.shape)}; expected (H, W), (C, H, W) or (B, C, H, W)")
-        tensor = image.detach().cpu()
-        tensor = tensor[None, None] if image.dim() == 2 else (tensor[None] if image.dim() == 3 else tensor)
-        return _normalise(tensor, "tensor image"), _Kind("torch", image.dim() == 4, False, image.dtype == torch.uint8,
-                                                           image.dtype, image.device)
-    raise InputError(f"cannot read an image from a {type(image).__name__}; expected a PIL image, a numpy array or a "
-                     "torch tensor (or a list of them)")
-
-
-def _normalise(tensor: Tensor, what: str) -> Tensor:
-    """(B, C, H, W) of any supported dtype -> float32 in [0, 1] with 3 channels (gray repeated, alpha dropped)."""
-    if tensor.dtype == torch.uint8:
-        tensor = tensor.float() / 255
-    elif tensor.is_floating_point():
-        tensor = tensor.float()
-        if not torch.isfinite(tensor).all():
-            raise InputError(f"{what} contains NaN or Inf values")
-        if tensor.numel() and (tensor.min() < 0 or tensor.max() > 1):
-            raise InputError(f"{what} has float values in [{tensor.min():.3g}, {tensor.max():.3g}]; expected "
-                             "floats in [0, 1] or uint8 in 0..255")
-    else:
-        raise InputError(f"{what} has dtype {tensor.dtype}; expected uint8 (0..255) or float (0..1)")
-    channels = tensor.shape[1]
-    if channels in (1, 2):  # gray (+ alpha)
-        tensor = tensor[:, :1].expand(-1, 3, -1, -1)
-    elif channels == 4:  # RGBA
-        tensor = tensor[:, :3]
-    elif channels != 3:
-        raise InputError(f"{what} has {channels} channels; expected 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA); "
-                         "numpy images are channels-last (H, W, C), tensors channels-first (C, H, W)")
-    if min(tensor.shape[-2:]) < 1:
-        raise InputError(f"{what} is empty ({tuple(tensor.shape[-2:])} pixels)")
-    return tensor.contiguous()
-
-
-def _read_images(image: Any) -> tuple[Tensor, _Kind]:
-    """Any supported input (or list of inputs of one size) -> (B, 3, S, S) in [0, 1] (centre-cropped) and its kind."""
-    if isinstance(image, (list, tuple)):
-        if not image:
-            raise InputError("empty list of images; expected at least one image")
-        parts = [_as_tensor(item) for item in image]
-        sizes = {tuple(t.shape[-2:]) for t, _ in parts}
-        if len(sizes) > 1:
-            raise InputError(f"images in a list must share one size, got {sorted(sizes)}")
-        tensor = torch.cat([t for t, _ in parts])
-        kind = parts[0][1]
-        kind.batched, kind.is_list = True, True
-    else:
-        tensor, kind = _as_tensor(image)
-    height, width = tensor.shape[-2:]
-    if height != width:
-        from hypersiren.data.faces import square_crop
-
-        warnings.warn(f"image is {height}x{width}, not square: using its centred {min(height, width)}x"
-                      f"{min(height, width)} square", stacklevel=3)
-        tensor = square_crop(tensor)
-    return tensor, kind
-
-
-def _restore(images_unit: Tensor, kind: _Kind):
-    """(B, 3, r, r) in [0, 1] -> the caller's kind."""
-    images_unit = images_unit.detach().cpu()
-    if kind.library == "pil":
-        from PIL import Image
-
-        arrays = (images_unit * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        result = [Image.fromarray(a, "RGB") for a in arrays]
-        return result if kind.batched else result[0]
-    if kind.uint8:
-        images = (images_unit * 255).round().to(torch.uint8)
-    else:
-        images = images_unit.to(kind.dtype if kind.library == "torch" else torch.float32)
-    if kind.library == "numpy":
-        arrays = images.permute(0, 2, 3, 1).numpy()
-        if kind.is_list:
-            return list(arrays)
-        return arrays if kind.batched else arrays[0]
-    images = images.to(kind.device)
-    if kind.is_list:
-        return list(images)
-    return images if kind.batched else images[0]
-
-
-def downsample_context(images_unit: Tensor, masks: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
-    """Context of (B, 3, S, S) images with (B, S, S) masks at resolution R: a pixel is known when any pixel of its
-    footprint is, with the mean of the known ones (unknown pixels are never read)."""
-    known = masks[:, None].float()
-    total = F.adaptive_avg_pool2d(images_unit * known, resolution)
-    weight = F.adaptive_avg_pool2d(known, resolution)
-    return (total / weight.clamp_min(1e-12)).clamp(0, 1), weight[:, 0] > 0
+from hypersiren.priors import PRIORS, FunctionPrior, inference
 
 
 class HyperSiren:
@@ -181,9 +52,9 @@ class HyperSiren:
         method = model.pop("method", None)
         if method not in PRIORS:
             raise CheckpointError(f"checkpoint {path} holds prior method {method!r}, which this hypersiren does not "
-                                  f"know; expected one of {', '.join(sorted(PRIORS))}")
+                                  f"know; expected one of {', '.join(PRIORS)}")
         try:
-            prior = PRIORS[method](**model)
+            prior = PRIORS[method](PRIORS[method].Config.from_dict(model))
             prior.load_state_dict(state["model"])
         except (TypeError, ValueError, RuntimeError, KeyError) as err:
             raise CheckpointError(f"checkpoint {path} does not match the {method!r} prior: {err}") from None
@@ -198,18 +69,26 @@ class HyperSiren:
                 raise CheckpointError(f"checkpoint {path} holds an unreadable latent density: {err}") from None
         return cls(prior.to(device), resolution, meta, density)
 
-    def context(self, image: Any, mask: Any = None, num_pixels: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, _Kind]:
+    def context(self, image: Any, mask: Any = None, num_pixels: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, ImageKind]:
         """Read ``image`` and the context asked for: (full-size images (B, 3, S, S) in [0, 1], images at the
-        prior's resolution (B, 3, R, R), context masks (B, R, R), input kind)."""
-        from hypersiren.data.context import mask_from_spec
+        prior's resolution (B, 3, R, R), context masks (B, R, R), input kind). A mask (array or picture) of the
+        uncropped image's size is centre-cropped like the image; a mask picture of neither the image's nor the
+        prior's size is resized to the prior's (nearest neighbour)."""
+        from hypersiren.data.context import mask_from_spec, read_mask_picture
+        from hypersiren.data.faces import square_crop
 
         if (mask is None) == (num_pixels is None):
             raise InputError("give exactly one context: mask=... (e.g. 'half' or a boolean array) or num_pixels=N")
-        full, kind = _read_images(image)
+        full, kind = read_images(image)
         batch, side, res = full.shape[0], full.shape[-1], self.resolution
         generator = torch.Generator().manual_seed(seed)
         spec = num_pixels if mask is None else mask
+        if isinstance(spec, (str, Path)) and Path(spec).is_file():
+            picture = read_mask_picture(spec)
+            spec = picture if tuple(picture.shape) in (kind.shape, (side, side), (res, res)) else spec
         array_mask = isinstance(spec, (np.ndarray, Tensor))
+        if array_mask and tuple(spec.shape[-2:]) == kind.shape != (side, side):
+            spec = square_crop(torch.as_tensor(spec))
         if array_mask and tuple(spec.shape[-2:]) == (side, side) and side != res:
             masks = mask_from_spec(spec, batch, side, generator)
             small, masks = downsample_context(full, masks, res)
@@ -228,40 +107,27 @@ class HyperSiren:
         """The prior's code for each image's context: latents (B, latent_dim) for hypernet/functa, per-sample
         SIREN parameters for MAML/Reptile. ``refine_steps`` > 0 refines it on the context (test-time)."""
         _, small, masks, _ = self.context(image, mask, num_pixels, seed)
-        return self._infer(small, masks, refine_steps)
-
-    def _infer(self, small: Tensor, masks: Tensor, refine_steps: int) -> Any:
-        images = from_unit(small)
-        with torch.no_grad():
-            code = self.prior.infer(images, masks)
-        if refine_steps:
-            from hypersiren.priors.refine import refine
-
-            with torch.enable_grad():
-                code = refine(self.prior, code, images, masks, refine_steps)
-        return code
+        return inference.encode(self.prior, small, masks, refine_steps)
 
     def render(self, code: Any, resolution: int | None = None) -> Tensor:
         """Images (B, 3, r, r) in [0, 1] that ``code`` describes, at any resolution r (default: training's)."""
-        resolution = resolution or self.resolution
-        batch = code.shape[0] if isinstance(code, Tensor) else next(iter(code.values())).shape[0]
-        with torch.no_grad():
-            return to_unit(render_faces(self.prior, code, batch, resolution, self.device))
+        return inference.render(self.prior, code, resolution or self.resolution)
 
     def complete(self, image: Any, mask: Any = None, num_pixels: int | None = None, resolution: int | None = None,
                  *, seed: int = 0, refine_steps: int = 0):
         """The completed image(s) in the input's kind, at ``resolution`` (default: the cropped input's side)."""
         full, small, masks, kind = self.context(image, mask, num_pixels, seed)
-        code = self._infer(small, masks, refine_steps)
-        return _restore(self.render(code, resolution or full.shape[-1]), kind)
+        return restore_images(inference.complete(self.prior, small, masks, resolution or full.shape[-1], refine_steps), kind)
 
     def side_by_side(self, image: Any, mask: Any = None, num_pixels: int | None = None, resolution: int | None = None,
                      *, seed: int = 0, refine_steps: int = 0) -> Tensor:
         """One picture (3, H, W) in [0, 1]: rows of context | completion | ground truth at ``resolution``."""
+        from hypersiren.viz import context_rows
+
         full, small, masks, _ = self.context(image, mask, num_pixels, seed)
         size = resolution or full.shape[-1]
-        completed = self.render(self._infer(small, masks, refine_steps), size).cpu()
-        return _context_figure(full, small, masks, completed[:, None], size)
+        completed = inference.complete(self.prior, small, masks, size, refine_steps).cpu()
+        return context_rows(full, small, masks, completed[:, None], size)
 
     # Generative use (hypersiren.generate): priors whose codes are latent vectors (hypernet, functa).
 
@@ -328,18 +194,19 @@ class HyperSiren:
                                       resolution: int | None = None, *, temperature: float = 1.0, seed: int = 0,
                                       noise: float | None = None, steps: int = 100) -> Tensor:
         """One picture (3, H, W) in [0, 1]: a row per image of context | ``num`` sampled completions | ground truth."""
+        from hypersiren.viz import context_rows
+
         full, small, masks, _ = self.context(image, mask, num_pixels, seed)
         size = resolution or full.shape[-1]
         samples = self._complete_samples(full, small, masks, num, size, temperature, seed, noise, steps)
-        return _context_figure(full, small, masks, samples.cpu(), size)
+        return context_rows(full, small, masks, samples.cpu(), size)
 
 
-def _context_figure(full: Tensor, small: Tensor, masks: Tensor, completions: Tensor, size: int) -> Tensor:
-    """(3, H, W) in [0, 1]: per image a row of context (unknown pixels gray) | its completions (B, K, 3, size, size)
-    | ground truth, at ``size``."""
-    from hypersiren.evaluation import UNKNOWN_GRAY, hide_unknown
-    from hypersiren.viz import side_by_side, stack_rows
 
-    context = F.interpolate(hide_unknown(small, masks, UNKNOWN_GRAY).cpu(), size=size, mode="nearest")
-    truth = resize(full, size, size)
-    return stack_rows([side_by_side([context[i], *completions[i], truth[i]]) for i in range(len(full))])
+def downsample_context(images_unit: Tensor, masks: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
+    """Context of (B, 3, S, S) images with (B, S, S) masks at resolution R: a pixel is known when any pixel of its
+    footprint is, with the mean of the known ones (unknown pixels are never read)."""
+    known = masks[:, None].float()
+    total = F.adaptive_avg_pool2d(images_unit * known, resolution)
+    weight = F.adaptive_avg_pool2d(known, resolution)
+    return (total / weight.clamp_min(1e-12)).clamp(0, 1), weight[:, 0] > 0

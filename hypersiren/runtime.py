@@ -1,11 +1,14 @@
-"""Process-level settings: seeding, device choice, allocator tuning."""
+"""Process-level settings: seeding, device choice, allocator tuning, signals, distributed ranks."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import random
+import signal
 import sys
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,3 +81,44 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {name!r} requested but CUDA is not available; use --device cpu")
     return device
+
+
+class Interrupt:
+    """Turns SIGINT/SIGTERM into a flag (``signum``) a loop checks between steps, so it can checkpoint cleanly."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        with contextlib.suppress(ValueError):  # signals only work in the main thread
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size) of an initialised torch.distributed process group (torchrun), else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_agree(flag: bool, world: int) -> bool:
+    """Rank 0's decision, shared with every rank (so all ranks stop at the same step)."""
+    if world == 1:
+        return flag
+    import torch.distributed as dist
+
+    tensor = torch.tensor([float(flag)])
+    dist.broadcast(tensor, 0)
+    return bool(tensor.item())

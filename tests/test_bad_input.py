@@ -249,7 +249,7 @@ def _api_cases(d: Path, checkpoint: Path):
     from hypersiren.data.image import load_image, save_image
     from hypersiren.data.pointcloud import read_point_cloud
     from hypersiren.data.video import load_video
-    from hypersiren.engine import TrainOptions, check_run_dir
+    from hypersiren.engine import EngineConfig, check_run_dir
     from hypersiren.io import check_output_dir, check_output_file
     from hypersiren.mesh import sdf_volume
     from hypersiren.prior import HyperSiren
@@ -282,7 +282,7 @@ def _api_cases(d: Path, checkpoint: Path):
         "save_image unknown type": (lambda: save_image(torch.zeros(3, 4, 4), d / "x.unknown"), InputError),
         "check_output_dir file": (lambda: check_output_dir(d / "a_file"), InputError),
         "check_output_file directory": (lambda: check_output_file(d / "a_directory"), InputError),
-        "check_run_dir resume+overwrite": (lambda: check_run_dir(d, TrainOptions(resume=True, overwrite=True)), InputError),
+        "check_run_dir resume+overwrite": (lambda: check_run_dir(d, EngineConfig(resume=True, overwrite=True)), InputError),
         "sdf_volume resolution 1": (lambda: sdf_volume(lambda x: x[:, :1], 1), InputError),
         "load_checkpoint of an image": (lambda: load_checkpoint(d / "good.png"), CheckpointError),
         "HyperSiren.load missing": (lambda: HyperSiren.load(d / "nope.safetensors"), CheckpointError),

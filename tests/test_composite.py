@@ -21,9 +21,8 @@ def _png(path, array):
 
 
 def _task(image_a, image_b, **overrides):
-    config = dict(image_a=image_a, image_b=image_b, mask=None, weight=0.5, size=12, render_size=0, batch_points=0,
-                  model="siren", hidden_features=16, hidden_layers=1, first_omega=30.0, hidden_omega=30.0)
-    return Composite({**config, **overrides}, resolve_device("cpu"))
+    config = dict(image_a=image_a, image_b=image_b, size=12, hidden_features=16, hidden_layers=1)
+    return Composite(Composite.Config(**config | overrides), resolve_device("cpu"))
 
 
 @pytest.fixture
@@ -102,7 +101,7 @@ def test_eval_script_writes_the_panel_and_table(tmp_path):
 
     script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "eval" / "composite.py"), run_name="eval_composite")
     out = tmp_path / "eval"
-    assert script["run"](["--out", str(out), "--size", "12", "--steps", "2", "--hidden-features", "8",
+    assert script["main"](["--out", str(out), "--size", "12", "--steps", "2", "--hidden-features", "8",
                           "--hidden-layers", "1", "--no-progress"]) == 0
     with Image.open(out / "composite.png") as image:
         assert image.height == 12 and image.width > 4 * 12  # A, B, naive blend, composite side by side

@@ -4,18 +4,19 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from hypersiren.engine import TrainOptions, train
+from hypersiren.engine import EngineConfig, train
 
-CONFIG = dict(data=None, resolution=8, val_fraction=0.1, max_train=0, eval_images=4, batch_size=4, target_pixels=0,
-              flip=False, method="hypernet", hidden_features=8, hidden_layers=1, latent_dim=4, no_progress=True)
-OPTIONS = TrainOptions(steps=3, lr=1e-3, summary_every=0, clip_grad=1.0, progress=False)
+OPTIONS = EngineConfig(steps=3, lr=1e-3, summary_every=0, clip_grad=1.0, progress=False)
 
 
 def _task():
+    from hypersiren.priors.hypernet import HypernetPrior
     from hypersiren.tasks.face_prior import FacePrior
 
     torch.manual_seed(0)
-    return FacePrior(dict(CONFIG), torch.device("cpu"))
+    config = FacePrior.Config(resolution=8, eval_images=4, batch_size=4, engine=OPTIONS,
+                              prior=HypernetPrior.Config(hidden_features=8, hidden_layers=1, latent_dim=4))
+    return FacePrior(config, torch.device("cpu"))
 
 
 def _worker(rank: int, folder: str) -> None:

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from hypersiren.checkpoint import load_checkpoint
-from hypersiren.engine import CHECKPOINT, TrainOptions, train
+from hypersiren.engine import CHECKPOINT, EngineConfig, train
 from hypersiren.errors import CheckpointError, TrainingDiverged
 from hypersiren.nn import Siren
-from hypersiren.tasks.base import Task
+from hypersiren.tasks.base import Task, TaskConfig
 
 
 class ToyFit(Task):
@@ -48,13 +48,13 @@ class ToyFit(Task):
             return {"mse": float(torch.mean((self.model(x) - torch.sin(3 * x)) ** 2))}
 
 
-def options(**kw) -> TrainOptions:
-    return TrainOptions(**{"steps": 6, "lr": 1e-3, "seed": 3, "summary_every": 0, "progress": False, **kw})
+def options(**kw) -> EngineConfig:
+    return EngineConfig(**{"steps": 6, "lr": 1e-3, "seed": 3, "summary_every": 0, "progress": False, **kw})
 
 
 def fresh_task(hook=None) -> ToyFit:
     torch.manual_seed(11)
-    return ToyFit({}, hook=hook)
+    return ToyFit(TaskConfig(), hook=hook)
 
 
 def params(task: Task) -> list[torch.Tensor]:
@@ -127,21 +127,21 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
 
     torch.manual_seed(0)
     with pytest.raises(TrainingDiverged, match="step 3"):
-        train(Diverging({}), options(checkpoint_every=1), tmp_path / "run")
+        train(Diverging(TaskConfig()), options(checkpoint_every=1), tmp_path / "run")
     state, _ = load_checkpoint(tmp_path / "run" / CHECKPOINT)
     assert state["step"] == 3
     assert all(torch.isfinite(t).all() for t in state["model"].values())
     assert not (tmp_path / "run" / "metrics.json").exists()
 
     torch.manual_seed(0)
-    skipping = Diverging({})
+    skipping = Diverging(TaskConfig())
     metrics = train(skipping, options(on_nan="skip"), tmp_path / "skip")
     assert metrics["steps"] == 6 and all(torch.isfinite(p).all() for p in skipping.model.parameters())
 
 
 def test_resume_with_another_architecture_is_a_checkpoint_error(tmp_path):
     train(fresh_task(), options(steps=1), tmp_path / "run")
-    other = ToyFit({})
+    other = ToyFit(TaskConfig())
     other.model = nn.Sequential(nn.Linear(1, 4))
     with pytest.raises(CheckpointError, match="another configuration"):
         train(other, options(resume=True), tmp_path / "run")

@@ -252,7 +252,7 @@ def test_cli_bad_input_exits_2_with_one_line(cli, tiny_prior_checkpoint, tmp_pat
     maml = PRIORS["maml"](hidden_features=8, hidden_layers=1)
     maml_ckpt = tmp_path / "maml.safetensors"
     save_checkpoint(maml_ckpt, {"model": maml.state_dict()},
-                    {"kind": "prior/maml", "model": {"method": "maml", **maml.config()}, "config": {"resolution": 8}})
+                    {"kind": "prior/maml", "model": {"method": "maml", **maml.config.to_dict()}, "config": {"resolution": 8}})
     cases = [
         (("sample", "--checkpoint", maml_ckpt, "--out", tmp_path / "a.png"), "no vector latent"),
         (("interpolate", "camera", "astronaut", "--checkpoint", maml_ckpt, "--out", tmp_path / "a.png"), "no vector latent"),

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from hypersiren.cli import build_parser
 from hypersiren.engine import restore_task
 from hypersiren.pde import PML, hankel_solution
 from hypersiren.tasks.helmholtz import Helmholtz
@@ -13,11 +12,12 @@ from tests.conftest import TINY_NET
 from tests.test_pde import StretchedPlaneWave
 
 TINY = ["--batch-points", "64", "--source-points", "16", "--render-size", "24", *TINY_NET]
+TINY_CONFIG = dict(batch_points=64, source_points=16, render_size=24, hidden_features=16, hidden_layers=1,
+                   engine={"progress": False})
 
 
-def make_task(*args):
-    args = build_parser().parse_args(["fit", "helmholtz", *TINY, *args])
-    return Helmholtz({k: v for k, v in vars(args).items() if k != "handler"}, torch.device("cpu"))
+def make_task(**options):
+    return Helmholtz(Helmholtz.Config(**TINY_CONFIG | options), torch.device("cpu"))
 
 
 class ExactField(torch.nn.Module):
@@ -49,7 +49,7 @@ def test_metric_is_zero_for_the_exact_field_and_one_for_zero():
 
 
 def test_loss_vanishes_on_a_solution_of_the_pml_equation():
-    task = make_task("--wavenumber", "20", "--pml-width", "0.4", "--pml-strength", "3")
+    task = make_task(wavenumber=20, pml_width=0.4, pml_strength=3)
     model = StretchedPlaneWave(PML(0.4, 3.0), 0.7).float()
     far = torch.rand(256, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
     far = far[far.norm(dim=-1) > 10 * task.sigma]  # where the source term is negligible
@@ -59,7 +59,7 @@ def test_loss_vanishes_on_a_solution_of_the_pml_equation():
 
 
 def test_batch_samples_the_square_and_the_source_disc():
-    task = make_task("--batch-points", "100", "--source-points", "50", "--source-sigma", "0.02")
+    task = make_task(batch_points=100, source_points=50, source_sigma=0.02)
     points = task.batch(0)
     assert points.shape == (150, 2)
     assert points.abs().max() <= 1
@@ -68,7 +68,7 @@ def test_batch_samples_the_square_and_the_source_disc():
 
 def test_importance_weights_give_the_mean_over_the_square():
     torch.manual_seed(0)
-    task = make_task("--batch-points", "20000", "--source-points", "20000", "--source-sigma", "0.02")
+    task = make_task(batch_points=20000, source_points=20000, source_sigma=0.02)
     points = task.batch(0)
     weights = task.importance_weights(points)
     assert float((weights * (points**2).sum(-1)).mean()) == pytest.approx(2 / 3, rel=0.02)
@@ -116,10 +116,8 @@ def test_bad_options_are_one_line_errors(cli, tmp_path, args, message):
 def test_unknown_velocity_model_in_config_is_input_error():
     from hypersiren.errors import InputError
 
-    args = build_parser().parse_args(["fit", "helmholtz", *TINY])
-    config = {k: v for k, v in vars(args).items() if k != "handler"} | {"velocity": "layered"}
     with pytest.raises(InputError, match="unknown velocity model 'layered'"):
-        Helmholtz(config, torch.device("cpu"))
+        Helmholtz(Helmholtz.Config(**TINY_CONFIG, velocity="layered"), torch.device("cpu"))
 
 
 def load_eval_script(name):
@@ -136,7 +134,7 @@ def load_eval_script(name):
 def test_eval_entry_point_trains_and_draws_the_figure(tmp_path, capsys):
     out = tmp_path / "eval"
     script = load_eval_script("helmholtz")
-    assert script.run(["--out", str(out), *TINY, "--steps", "2"]) == 0
+    assert script.main(["--out", str(out), *TINY, "--steps", "2"]) == 0
     assert (out / "helmholtz_figure.png").stat().st_size > 0 and "rel_l2" in capsys.readouterr().out
-    assert script.run(["--out", str(tmp_path / "missing"), "--skip-training"]) == 2
+    assert script.main(["--out", str(tmp_path / "missing"), "--skip-training"]) == 2
     assert "checkpoint not found" in capsys.readouterr().err

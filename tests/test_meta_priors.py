@@ -125,7 +125,7 @@ def test_maml_outer_gradient_flows_through_the_inner_steps():
     for name, (autograd, numeric) in second_order.items():
         assert torch.allclose(autograd, numeric, rtol=1e-4, atol=1e-7), name
     # the first-order approximation drops the second-order terms: it must differ from the true gradient
-    prior.first_order = True
+    prior.config = prior.config.replace(first_order=True)
     first_order = _check_gradients(prior, loss_of, ["siren.layers.0.weight"])["siren.layers.0.weight"][0]
     assert not torch.allclose(first_order, second_order["siren.layers.0.weight"][1], rtol=1e-2)
 
@@ -185,7 +185,7 @@ def test_checkpoint_round_trip_rebuilds_the_same_prior(method, tmp_path):
         for p in prior.parameters():
             p.add_(0.01 * torch.randn_like(p))  # not the initialisation
     path = tmp_path / "prior.safetensors"
-    save_checkpoint(path, {"model": prior.state_dict()}, {"kind": f"prior/{method}", "model": {"method": method, **prior.config()}})
+    save_checkpoint(path, {"model": prior.state_dict()}, {"kind": f"prior/{method}", "model": {"method": method, **prior.config.to_dict()}})
     state, meta = load_checkpoint(path, kind="prior")
     config = dict(meta["model"])
     loaded = PRIORS[config.pop("method")](**config)
@@ -199,10 +199,10 @@ def test_checkpoint_round_trip_rebuilds_the_same_prior(method, tmp_path):
 def test_latent_dim_and_config():
     assert Functa(**TINY, latent_dim=7).latent_dim == 7
     assert MAML(**TINY).latent_dim is None and Reptile(**TINY).latent_dim is None
-    assert Reptile(**TINY).inner_steps == 5  # Reptile's own default
+    assert Reptile(**TINY).config.inner_steps == 5  # Reptile's own default
     for method, kwargs in METHODS.items():
         prior = PRIORS[method](**kwargs)
-        assert type(prior)(**prior.config()).config() == prior.config()
+        assert type(prior)(**prior.config.to_dict()).config == prior.config
 
 
 @pytest.mark.parametrize("make", [
@@ -245,7 +245,7 @@ def test_train_prior_then_load_and_complete(method, cli, tmp_path):
     assert {"psnr_10", "psnr_half"} <= set(metrics) and (out / "completions.png").is_file()
     prior = HyperSiren.load(out / "checkpoint.safetensors")
     assert type(prior.prior).method == method
-    assert prior.prior.config() | expected | {"inner_steps": 2} == prior.prior.config()
+    assert prior.prior.config.to_dict() | expected | {"inner_steps": 2} == prior.prior.config.to_dict()
     face = (faces(1, 40)[0].permute(1, 2, 0).numpy() + 1) / 2  # (H, W, 3) float in [0, 1]
     completed = prior.complete(face, num_pixels=100)
     assert completed.shape == (40, 40, 3) and completed.dtype == np.float32
@@ -279,22 +279,22 @@ def test_compare_priors_and_refine_sweep_scripts(tmp_path, capsys):
     from pathlib import Path
 
     scripts = Path(__file__).resolve().parents[1] / "eval"
+    from hypersiren.experiments import parse
+
     compare = runpy.run_path(str(scripts / "compare_priors.py"), run_name="eval_compare_priors")
     out = tmp_path / "compare"
-    args, extra = compare["parse"](["--methods", "maml,functa", "--steps", "2", "--settings", "100,half",
-                                    "--eval-images", "3", "--out", str(out), "--", *TRAIN])
-    assert compare["run"](args, extra) == 0
+    assert compare["main"](["--methods", "maml,functa", "--steps", "2", "--settings", "100,half",
+                            "--eval-images", "3", "--out", str(out), "--", *TRAIN]) == 0
     result = json.loads((out / "comparison.json").read_text())
     assert set(result["methods"]) == {"maml", "functa"} and result["faces"] == 3
     assert set(result["methods"]["functa"]["metrics"]) == {"100", "half"}
     assert "| maml |" in (out / "comparison.md").read_text() and (out / "completions.png").is_file()
 
     sweep = runpy.run_path(str(scripts / "refine_sweep.py"), run_name="eval_refine_sweep")
-    args = sweep["parse"](["--checkpoint", str(out / "functa" / "checkpoint.safetensors"), "--refine-steps", "0,2",
-                           "--settings", "10,full", "--eval-images", "3", "--out", str(tmp_path / "sweep")])
-    assert sweep["run"](args) == 0
+    assert sweep["main"](["--checkpoint", str(out / "functa" / "checkpoint.safetensors"), "--refine-steps", "0,2",
+                          "--settings", "10,full", "--eval-images", "3", "--out", str(tmp_path / "sweep")]) == 0
     result = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert set(result["results"]) == {"0", "2"} and (tmp_path / "sweep" / "sweep.png").is_file()
     with pytest.raises(InputError, match="does not generate SIREN weights"):
-        sweep["run"](sweep["parse"](["--checkpoint", str(out / "functa" / "checkpoint.safetensors"), "--weights",
-                                     "--eval-images", "3", "--out", str(tmp_path / "bad")]))
+        sweep["run"](parse(sweep["RefineSweep"], ["--checkpoint", str(out / "functa" / "checkpoint.safetensors"),
+                                                  "--weights", "--eval-images", "3", "--out", str(tmp_path / "bad")]))

@@ -77,9 +77,7 @@ def _task(cls, tmp_path, **overrides):
 
     path = tmp_path / "image.png"
     Image.fromarray((np.random.default_rng(0).random((H, W)) * 255).astype(np.uint8)).save(path)
-    config = dict(input=str(path), size=W, render_size=0, batch_points=0, model="siren", hidden_features=16,
-                  hidden_layers=1, first_omega=30.0, hidden_omega=30.0, **overrides)
-    return cls(config, resolve_device("cpu"))
+    return cls(cls.Config(input=path, size=W, hidden_features=16, hidden_layers=1, **overrides), resolve_device("cpu"))
 
 
 @pytest.mark.parametrize("cls", [PoissonGradient, PoissonLaplacian])
@@ -168,10 +166,10 @@ def test_eval_script_trains_every_model_and_writes_table_and_figure(tmp_path, ca
 
     script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "eval" / "poisson.py"), run_name="eval_poisson")
     out = tmp_path / "eval"
-    assert script["run"](["--out", str(out), "--size", "12", "--steps", "2", "--hidden-features", "8",
+    assert script["main"](["--out", str(out), "--size", "12", "--steps", "2", "--hidden-features", "8",
                           "--hidden-layers", "1", "--models", "siren", "tanh", "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"gradient", "laplacian"} and set(metrics["laplacian"]) == {"siren", "tanh"}
     assert (out / "poisson.png").stat().st_size > 0 and "| laplacian |" in (out / "poisson.md").read_text()
-    assert script["run"](["--out", str(tmp_path / "bad"), "--image", str(tmp_path / "missing.png")]) == 2
+    assert script["main"](["--out", str(tmp_path / "bad"), "--image", str(tmp_path / "missing.png")]) == 2
     assert "image not found" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -28,7 +28,7 @@ def test_load_reads_method_resolution_and_weights(prior, tiny_prior_checkpoint):
     assert isinstance(prior, HyperSiren)
     assert prior.resolution == 16
     assert prior.meta["kind"] == "prior/hypernet"
-    assert prior.prior.config()["latent_dim"] == 8
+    assert prior.prior.config.latent_dim == 8
 
 
 def test_every_input_kind_round_trips(prior):

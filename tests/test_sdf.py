@@ -57,11 +57,7 @@ def write_torus_ply(path, major=2.0, minor=0.7, n=24, m=12):
 
 
 def task_for(path, **overrides):
-    parser = __import__("argparse").ArgumentParser()
-    FitSdf.add_arguments(parser)
-    config = vars(parser.parse_args([str(path)]))
-    config.update(overrides)
-    return FitSdf(config, torch.device("cpu"))
+    return FitSdf(FitSdf.Config(input=path, **overrides), torch.device("cpu"))
 
 
 def test_loss_terms_vanish_on_the_exact_sphere_sdf(tmp_path):

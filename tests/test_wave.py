@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from hypersiren.cli import build_parser
 from hypersiren.engine import restore_task
 from hypersiren.pde import gaussian_pulse
 from hypersiren.tasks.wave import Wave
@@ -17,17 +16,18 @@ TINY = ["--batch-points", "64", "--initial-points", "16", "--boundary-points", "
         "--frames", "3", *TINY_NET]
 
 
-def make_task(*args):
-    args = build_parser().parse_args(["fit", "wave", *TINY, *args])
-    return Wave({k: v for k, v in vars(args).items() if k != "handler"}, torch.device("cpu"))
+def make_task(steps: int | None = None, **options):
+    config = dict(batch_points=64, initial_points=16, boundary_points=16, reference_size=33, frames=3,
+                  hidden_features=16, hidden_layers=1, engine={"progress": False} | ({"steps": steps} if steps else {}))
+    return Wave(Wave.Config(**config | options), torch.device("cpu"))
 
 
 def test_time_window_grows_over_the_curriculum():
-    task = make_task("--steps", "100", "--duration", "2", "--curriculum", "0.5")
+    task = make_task(steps=100, duration=2, curriculum=0.5)
     assert task.time_window(0) == pytest.approx(0.04)
     assert task.time_window(24) == pytest.approx(1.0)
     assert task.time_window(49) == task.time_window(99) == 2.0
-    assert make_task("--curriculum", "0").time_window(0) == 1.0
+    assert make_task(curriculum=0).time_window(0) == 1.0
     batch = task.batch(24)
     assert batch["interior"][:, 0].max() <= 1.0 and batch["initial"][:, 0].abs().max() == 0
     edges = batch["boundary"][:, 1:].abs().max(dim=-1).values
@@ -35,7 +35,7 @@ def test_time_window_grows_over_the_curriculum():
 
 
 def test_loss_terms_vanish_on_exact_solutions():
-    task = make_task("--speed", "0.7")
+    task = make_task(speed=0.7)
     standing = StandingWave(math.pi, 1.5 * math.pi, 0.7)  # zero on the edges, at rest at t = 0
     batch = task.batch(1000)
     _, logs = task.loss(standing, batch)
@@ -51,7 +51,7 @@ def test_loss_terms_vanish_on_exact_solutions():
 
 
 def test_metric_against_the_reference():
-    task = make_task("--frames", "3")
+    task = make_task(frames=3)
 
     class Reference(torch.nn.Module):  # looks the reference up on its own grid
         def forward(self, txy):
@@ -96,5 +96,5 @@ def test_eval_entry_point_trains_and_draws_the_figure(tmp_path, capsys):
     from tests.test_helmholtz import load_eval_script
 
     out = tmp_path / "eval"
-    assert load_eval_script("wave").run(["--out", str(out), *TINY, "--steps", "2"]) == 0
+    assert load_eval_script("wave").main(["--out", str(out), *TINY, "--steps", "2"]) == 0
     assert (out / "wave_figure.png").stat().st_size > 0 and "rel_l2_t0.5" in capsys.readouterr().out

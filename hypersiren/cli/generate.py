@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from hypersiren.tasks.base import non_negative_float, non_negative_int, positive_float, positive_int
+from hypersiren.config import non_negative_float, non_negative_int, positive_float, positive_int
 
 
 def add_density_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,9 +15,9 @@ def add_density_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--data", default=None,
                        help="refit the density on the train split of this face folder / CelebA root (default: use "
                             "the checkpoint's)")
-    group.add_argument("--val-fraction", type=positive_float, default=0.1,
+    group.add_argument("--val-fraction", type=positive_float.parse, default=0.1,
                        help="hold-out share of a plain folder, left out of the fit (default: 0.1)")
-    group.add_argument("--density-faces", type=positive_int, default=10000,
+    group.add_argument("--density-faces", type=positive_int.parse, default=10000,
                        help="encode at most this many faces for the fit (default: 10000)")
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar of reading --data")
 
@@ -86,7 +86,7 @@ def _common(parser: argparse.ArgumentParser, resolution: int) -> None:
     parser.add_argument("--checkpoint", required=True,
                         help="prior checkpoint with vector latents (`hypersiren train prior --method hypernet|functa`)")
     parser.add_argument("--out", required=True, help="output picture (PNG)")
-    parser.add_argument("--resolution", type=positive_int, default=resolution,
+    parser.add_argument("--resolution", type=positive_int.parse, default=resolution,
                         help=f"rendering resolution of each face, any size (default: {resolution})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
@@ -97,12 +97,12 @@ def register(subparsers) -> None:
         description="Draw latents from the Gaussian fitted on the latents of the training faces (stored in the "
                     "checkpoint by `train prior`, or refitted with --data) and render them as a grid of faces.")
     _common(sample, 128)
-    sample.add_argument("--num", type=positive_int, default=16, help="how many faces (default: 16)")
-    sample.add_argument("--columns", type=positive_int, default=None, help="faces per row (default: a square grid)")
-    sample.add_argument("--temperature", type=non_negative_float, default=1.0,
+    sample.add_argument("--num", type=positive_int.parse, default=16, help="how many faces (default: 16)")
+    sample.add_argument("--columns", type=positive_int.parse, default=None, help="faces per row (default: a square grid)")
+    sample.add_argument("--temperature", type=non_negative_float.parse, default=1.0,
                         help="scale of the density's spread: < 1 gives more typical faces, 0 the face of the mean "
                              "latent (default: 1)")
-    sample.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    sample.add_argument("--seed", type=non_negative_int.parse, default=0, help="random seed (default: 0)")
     add_density_arguments(sample)
     sample.set_defaults(handler=_sample)
 
@@ -113,8 +113,8 @@ def register(subparsers) -> None:
     interpolate.add_argument("start", metavar="A", help="first face image (non-square images are centre-cropped)")
     interpolate.add_argument("end", metavar="B", help="second face image")
     _common(interpolate, 128)
-    interpolate.add_argument("--steps", type=positive_int, default=8,
+    interpolate.add_argument("--steps", type=positive_int.parse, default=8,
                              help="faces on the segment, both ends included (at least 2; default: 8)")
-    interpolate.add_argument("--refine-steps", type=non_negative_int, default=0,
+    interpolate.add_argument("--refine-steps", type=non_negative_int.parse, default=0,
                              help="test-time refinement steps of both ends' codes (default: 0)")
     interpolate.set_defaults(handler=_interpolate)

@@ -8,59 +8,49 @@ import os
 import warnings
 from pathlib import Path
 
-from hypersiren.tasks.base import non_negative_float, non_negative_int, positive_float, positive_int
+from hypersiren.config import non_negative_float, non_negative_int, positive_float, positive_int
 
 DEMO_TENSORBOARD = "tensorboard --logdir {out}"
 
 
-def _init_distributed(args: argparse.Namespace) -> int:
+def _init_distributed(device: str) -> tuple[int, str]:
     """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, else gloo), pick this rank's GPU;
-    returns the rank (0 without torchrun)."""
+    returns the rank (0 without torchrun) and the device to train on."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0
+        return 0, device
     import torch
     import torch.distributed as dist
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = args.device in ("auto", "cuda") and torch.cuda.is_available()
+    cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     if cuda:
-        args.device = f"cuda:{local_rank}"
+        device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
-    elif args.device == "auto":
-        args.device = "cpu"
+    elif device == "auto":
+        device = "cpu"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
-    return dist.get_rank()
+    return dist.get_rank(), device
 
 
 def _train_prior(args: argparse.Namespace) -> int:
+    from hypersiren.cli.arguments import from_args
     from hypersiren.cli.fit import run_task
     from hypersiren.tasks.face_prior import FacePrior
 
-    args.out = args.out or "runs/prior"
-    rank = _init_distributed(args)
-    if rank:
-        args.no_progress = True
+    config = from_args(FacePrior.Config, args)
+    rank, device = _init_distributed(config.device)
+    config = config.replace(out=config.out or "runs/prior", device=device,
+                            engine={"progress": config.engine.progress and not rank})
     try:
-        if rank:  # rank 0 reports; the others train silently
-            with contextlib.redirect_stdout(io.StringIO()):
-                return run_task(FacePrior, args)
-        return run_task(FacePrior, args)
+        with contextlib.redirect_stdout(io.StringIO()) if rank else contextlib.nullcontext():
+            run_task(FacePrior, config)  # rank 0 reports; the others train silently
+        return 0
     finally:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _mask_picture(path: str, image):
-    """The --mask picture as a boolean mask (white = known) for ``image`` (C, H, W): of the image's size (centre-
-    cropped like a non-square image) or the prior's resolution; the prior refuses any other size."""
-    from hypersiren.data.faces import square_crop
-    from hypersiren.data.image import load_image
-
-    mask = load_image(path).mean(dim=0) > 0.5
-    return square_crop(mask) if mask.shape == image.shape[-2:] else mask
 
 
 def _context(args: argparse.Namespace):
@@ -83,7 +73,9 @@ def _complete(args: argparse.Namespace) -> int:
 
         raise InputError(f"mask picture not found: {args.mask} (expected an image file, white = known)")
     if args.mask is not None:
-        args.mask = _mask_picture(args.mask, image)
+        from hypersiren.data.context import read_mask_picture
+
+        args.mask = read_mask_picture(args.mask)  # of the image's size (centre-cropped like it) or the prior's
     if args.samples:
         from hypersiren.cli.generate import ensure_density
 
@@ -112,17 +104,11 @@ def _complete(args: argparse.Namespace) -> int:
 
 def _evaluate_prior(prior, faces, args, out: Path) -> dict:
     """Paper protocol on ``faces`` (N, 3, R, R) in [0, 1]; writes metrics.json, table.md, completions.png."""
-    from hypersiren.evaluation import evaluate_completion, write_evaluation
-    from hypersiren.tasks.face_prior import complete_faces
+    from hypersiren.evaluation import evaluate_prior, write_evaluation
 
-    def complete(images, masks):
-        if getattr(args, "refine_steps", 0):
-            return prior.render(prior._infer(images, masks, args.refine_steps), images.shape[-1]).to(images.device)
-        return complete_faces(prior.prior, images, masks)
-
-    metrics, examples = evaluate_completion(complete, faces.to(prior.device), settings=_settings(args, prior.resolution),
-                                            seed=args.seed, batch_size=args.batch_size,
-                                            progress=not getattr(args, "no_progress", False))
+    metrics, examples = evaluate_prior(prior.prior, faces.to(prior.device), refine_steps=getattr(args, "refine_steps", 0),
+                                       settings=_settings(args, prior.resolution), seed=args.seed,
+                                       batch_size=args.batch_size, progress=not args.no_progress)
     write_evaluation(out, metrics, examples, faces)
     return metrics
 
@@ -170,29 +156,27 @@ def _device(name: str):
 
 def _demo(args: argparse.Namespace) -> int:
     """Train a small prior on real faces, then complete held-out faces from a few pixels and a half."""
-    from hypersiren.data.faces import load_faces
-    from hypersiren.engine import TrainOptions, train
+    from hypersiren.engine import EngineConfig, build_task, train
     from hypersiren.io import check_output_dir
     from hypersiren.prior import HyperSiren
-    from hypersiren.runtime import seed_everything
+    from hypersiren.priors.hypernet import HypernetPrior
     from hypersiren.tasks.face_prior import FacePrior
 
     out = check_output_dir(args.out)
     _settings(args, args.resolution)  # a bad --settings fails now, not after training
-    device = _device(args.device)
-    config = dict(data=args.data, resolution=args.resolution, val_fraction=0.1, max_train=0, eval_images=100,
-                  batch_size=args.batch_size, target_pixels=args.target_pixels, flip=True, method="hypernet",
-                  encoder="set", activation="relu", hypernet=args.hypernet, no_progress=args.no_progress)
-    seed_everything(args.seed)
-    task = FacePrior(config, device)
+    engine = EngineConfig(steps=args.steps, lr=args.lr, seed=args.seed, summary_every=args.summary_every, clip_grad=1.0,
+                          minutes=args.minutes, progress=not args.no_progress,
+                          overwrite=True)  # rerunning the demo trains afresh (and drops the old curves)
+    config = FacePrior.Config(data=args.data, resolution=args.resolution, batch_size=args.batch_size,
+                              target_pixels=args.target_pixels, flip=True, prior=HypernetPrior.Config(
+                                  encoder="set", activation="relu", hypernet=args.hypernet),
+                              out=str(out / "train"), device=args.device, engine=engine)
+    task = build_task(FacePrior, config)
     source = args.data or "scikit-image's LFW faces"
     print(f"demo: training a {args.hypernet} hypernetwork prior on {len(task.faces)} faces from {source} "
           f"({args.resolution}x{args.resolution}) for at most {args.minutes:g} min / {args.steps} steps")
-    options = TrainOptions(steps=args.steps, lr=args.lr, seed=args.seed, summary_every=args.summary_every,
-                           clip_grad=1.0, minutes=args.minutes, progress=not args.no_progress,
-                           overwrite=True)  # rerunning the demo trains afresh (and drops the old curves)
-    train(task, options, out / "train", {"command": "demo", **config, "seed": args.seed})
-    prior = HyperSiren.load(out / "train" / "checkpoint.safetensors", device=device)
+    train(task)
+    prior = HyperSiren.load(out / "train" / "checkpoint.safetensors", device=task.device)
     metrics = _evaluate_prior(prior, task.held_out.cpu(), args, out / "eval")
     print(f"held-out faces ({len(task.held_out)}) completed from a few known pixels:")
     _print_table(metrics)
@@ -203,7 +187,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _add_context_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--pixels", type=positive_int, help="that many random known pixels (at the prior's resolution)")
+    group.add_argument("--pixels", type=positive_int.parse, help="that many random known pixels (at the prior's resolution)")
     group.add_argument("--mask", help="mask picture, white = known (the image's size or the prior's resolution)")
     group.add_argument("--half", action="store_true", help="the top half is known")
 
@@ -213,20 +197,19 @@ def _add_eval_options(parser: argparse.ArgumentParser, batch_size: int = 50) -> 
 
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS),
                         help=f"contexts: pixel counts, half, full (default: {' '.join(SETTINGS)})")
-    parser.add_argument("--eval-batch-size", dest="batch_size", type=positive_int, default=batch_size,
+    parser.add_argument("--eval-batch-size", dest="batch_size", type=positive_int.parse, default=batch_size,
                         help=f"faces completed per batch (default: {batch_size})")
 
 
 def register(subparsers) -> None:
-    from hypersiren.cli.fit import add_engine_arguments
+    from hypersiren.cli.arguments import add_arguments
     from hypersiren.tasks.face_prior import FacePrior
 
     train = subparsers.add_parser("train", help="train a prior (see `hypersiren train prior --help`)")
     kinds = train.add_subparsers(dest="what", metavar="WHAT", required=True)
     parser = kinds.add_parser("prior", help=FacePrior.description, description=FacePrior.description +
                               ". Runs under torchrun too (DistributedDataParallel, one process per GPU or gloo on CPU).")
-    FacePrior.add_arguments(parser)
-    add_engine_arguments(parser, FacePrior.defaults)
+    add_arguments(parser, FacePrior.Config)
     parser.set_defaults(handler=_train_prior)
 
     complete = subparsers.add_parser("complete", help="complete a face from a few pixels with a trained prior",
@@ -236,16 +219,16 @@ def register(subparsers) -> None:
     complete.add_argument("--image", required=True, help="face image (non-square images are centre-cropped)")
     _add_context_options(complete)
     complete.add_argument("--out", required=True, help="output picture (PNG)")
-    complete.add_argument("--resolution", type=positive_int, default=128, help="rendering resolution (default: 128)")
-    complete.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random pixels (default: 0)")
-    complete.add_argument("--refine-steps", type=non_negative_int, default=0,
+    complete.add_argument("--resolution", type=positive_int.parse, default=128, help="rendering resolution (default: 128)")
+    complete.add_argument("--seed", type=non_negative_int.parse, default=0, help="seed of the random pixels (default: 0)")
+    complete.add_argument("--refine-steps", type=non_negative_int.parse, default=0,
                           help="test-time refinement steps of the code on the context (default: 0)")
     sampled = complete.add_argument_group("several completions (hypernet/functa priors; hypersiren.generate)")
-    sampled.add_argument("--samples", type=non_negative_int, default=0,
+    sampled.add_argument("--samples", type=non_negative_int.parse, default=0,
                          help="draw K plausible completions given the context (latent density prior + context fit, "
                               "'randomise-then-optimise'); writes context | K completions | ground truth (default: 0 = "
                               "the one predicted completion)")
-    sampled.add_argument("--temperature", type=non_negative_float, default=1.0,
+    sampled.add_argument("--temperature", type=non_negative_float.parse, default=1.0,
                          help="with --samples: spread of the completions (0: all the most probable one; default: 1)")
     from hypersiren.cli.generate import add_density_arguments
 
@@ -259,12 +242,12 @@ def register(subparsers) -> None:
     parser.add_argument("--data", default=None, help="faces folder or CelebA root (default: scikit-image's LFW faces)")
     parser.add_argument("--split", default="all", choices=("train", "val", "test", "all"),
                         help="which faces (default: all; a plain folder's val = its --val-fraction hold-out)")
-    parser.add_argument("--val-fraction", type=positive_float, default=0.1, help="hold-out share of a plain folder (default: 0.1)")
-    parser.add_argument("--max-images", type=non_negative_int, default=0, help="evaluate at most N faces (0: all)")
+    parser.add_argument("--val-fraction", type=positive_float.parse, default=0.1, help="hold-out share of a plain folder (default: 0.1)")
+    parser.add_argument("--max-images", type=non_negative_int.parse, default=0, help="evaluate at most N faces (0: all)")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random contexts (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int.parse, default=0, help="seed of the random contexts (default: 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--refine-steps", type=non_negative_int, default=0, help="test-time refinement steps (default: 0)")
+    parser.add_argument("--refine-steps", type=non_negative_int.parse, default=0, help="test-time refinement steps (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_eval_options(parser)
     parser.set_defaults(handler=_eval_prior)
@@ -274,15 +257,15 @@ def register(subparsers) -> None:
                                              "--data), then complete held-out faces from 10/100/1000 pixels and a half.")
     demo.add_argument("--data", default=None, help="faces folder or CelebA root (default: scikit-image's 100 LFW faces)")
     demo.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
-    demo.add_argument("--minutes", type=positive_float, default=4.0, help="training budget in minutes (default: 4)")
-    demo.add_argument("--steps", type=positive_int, default=100000, help="at most this many steps (default: 100000)")
-    demo.add_argument("--resolution", type=positive_int, default=32, help="face resolution (default: 32)")
-    demo.add_argument("--batch-size", type=positive_int, default=32, help="faces per step (default: 32)")
+    demo.add_argument("--minutes", type=positive_float.parse, default=4.0, help="training budget in minutes (default: 4)")
+    demo.add_argument("--steps", type=positive_int.parse, default=100000, help="at most this many steps (default: 100000)")
+    demo.add_argument("--resolution", type=positive_int.parse, default=32, help="face resolution (default: 32)")
+    demo.add_argument("--batch-size", type=positive_int.parse, default=32, help="faces per step (default: 32)")
     demo.add_argument("--hypernet", choices=("full", "light"), default="light", help="hypernetwork form (default: light)")
-    demo.add_argument("--target-pixels", type=non_negative_int, default=256, help="pixels per face in the loss (default: 256)")
-    demo.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate (default: 1e-4)")
-    demo.add_argument("--summary-every", type=non_negative_int, default=200, help="TensorBoard pictures every N steps")
-    demo.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--target-pixels", type=non_negative_int.parse, default=256, help="pixels per face in the loss (default: 256)")
+    demo.add_argument("--lr", type=positive_float.parse, default=1e-4, help="Adam learning rate (default: 1e-4)")
+    demo.add_argument("--summary-every", type=non_negative_int.parse, default=200, help="TensorBoard pictures every N steps")
+    demo.add_argument("--seed", type=non_negative_int.parse, default=0, help="random seed (default: 0)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_eval_options(demo)

@@ -189,16 +189,23 @@ def _mask_from_array(array: Tensor, batch: int, resolution: int, what: str) -> T
     return array.expand(batch, resolution, resolution).clone()
 
 
-def _mask_from_image(path: Path, batch: int, resolution: int) -> Tensor:
-    """A mask picture: white (> 0.5 after averaging channels) = known; resized to R x R by nearest neighbour."""
+def read_mask_picture(path: str | Path, shape: tuple[int, int] | None = None) -> Tensor:
+    """A mask picture as an (H, W) bool mask: white (> 0.5 after averaging channels) = known; resized to ``shape``
+    (nearest neighbour) if given."""
     import torch.nn.functional as F
 
     from hypersiren.data.image import load_image
 
-    image = load_image(path).mean(dim=0)
-    if image.shape != (resolution, resolution):
-        image = F.interpolate(image[None, None], size=(resolution, resolution), mode="nearest")[0, 0]
-    return (image > 0.5).expand(batch, resolution, resolution).clone()
+    mask = load_image(path).mean(dim=0) > 0.5
+    if shape is not None and tuple(mask.shape) != tuple(shape):
+        mask = F.interpolate(mask[None, None].float(), size=tuple(shape), mode="nearest")[0, 0] > 0.5
+    return mask
+
+
+def hide_unknown(images_unit: Tensor, masks: Tensor, fill: float = 0.0) -> Tensor:
+    """Images (B, C, R, R) with every pixel outside ``masks`` (B, R, R) set to ``fill``."""
+    return torch.where(masks[:, None], images_unit, torch.as_tensor(fill, dtype=images_unit.dtype,
+                                                                   device=images_unit.device))
 
 
 def mask_from_spec(spec, batch: int, resolution: int, generator: torch.Generator | None = None,
@@ -224,7 +231,7 @@ def mask_from_spec(spec, batch: int, resolution: int, generator: torch.Generator
         elif text in ("half", "full") or text.isdigit():
             masks = evaluation_masks(text, batch, resolution, generator)
         elif Path(text).is_file():
-            masks = _mask_from_image(Path(text), batch, resolution)
+            masks = read_mask_picture(text, (resolution, resolution)).expand(batch, resolution, resolution).clone()
         else:
             raise InputError(f"unknown context {text!r}; expected {EVALUATION_SETTINGS_HELP}, top/bottom/left/right, "
                              "or the path of a mask picture (white = known)")

@@ -1,10 +1,15 @@
-"""Images as signals: loading (files or scikit-image's bundled samples), resizing, value normalisation.
+"""Images as signals: loading (files or scikit-image's bundled samples), resizing, value normalisation, and the
+adapters that read the images a user hands to ``HyperSiren`` (PIL, numpy, torch; uint8 or float; batched or not)
+and give results back in the same form.
 
 Tensors are (C, H, W) float in [0, 1] unless stated; network values are ``2 v - 1`` in [-1, 1].
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -122,3 +127,116 @@ def save_image(image: Tensor, path: str | Path) -> None:
     pil = Image.fromarray(array)
     with atomic_write(path) as f:
         pil.save(f, format=fmt)
+
+
+@dataclass
+class ImageKind:
+    """How the caller's images were given (``read_images``), to return results the same way (``restore_images``)."""
+
+    library: str  # "pil", "numpy" or "torch"
+    batched: bool  # a batch array/tensor or a list
+    is_list: bool
+    uint8: bool
+    dtype: Any = None
+    device: Any = None
+    shape: tuple[int, int] = (0, 0)  # (H, W) before the square crop
+
+
+def _as_tensor(image: Any) -> tuple[Tensor, ImageKind]:
+    """One image or batch -> (B, C, H, W) float in [0, 1] and its kind."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        array = np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
+        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)[None]
+        return _normalise(tensor, "PIL image"), ImageKind("pil", False, False, True)
+    if isinstance(image, np.ndarray):
+        if image.ndim not in (2, 3, 4):
+            raise InputError(f"numpy image has shape {image.shape}; expected (H, W), (H, W, C) or (B, H, W, C)")
+        tensor = torch.from_numpy(np.array(image))  # a copy: the caller's array may be read-only
+        tensor = tensor[None, None] if image.ndim == 2 else (tensor.permute(2, 0, 1)[None] if image.ndim == 3 else tensor.permute(0, 3, 1, 2))
+        return _normalise(tensor, "numpy image"), ImageKind("numpy", image.ndim == 4, False, image.dtype == np.uint8, image.dtype)
+    if isinstance(image, Tensor):
+        if image.dim() not in (2, 3, 4):
+            raise InputError(f"tensor image has shape {tuple(image.shape)}; expected (H, W), (C, H, W) or (B, C, H, W)")
+        tensor = image.detach().cpu()
+        tensor = tensor[None, None] if image.dim() == 2 else (tensor[None] if image.dim() == 3 else tensor)
+        return _normalise(tensor, "tensor image"), ImageKind("torch", image.dim() == 4, False, image.dtype == torch.uint8,
+                                                               image.dtype, image.device)
+    raise InputError(f"cannot read an image from a {type(image).__name__}; expected a PIL image, a numpy array or a "
+                     "torch tensor (or a list of them)")
+
+
+def _normalise(tensor: Tensor, what: str) -> Tensor:
+    """(B, C, H, W) of any supported dtype -> float32 in [0, 1] with 3 channels (gray repeated, alpha dropped)."""
+    if tensor.dtype == torch.uint8:
+        tensor = tensor.float() / 255
+    elif tensor.is_floating_point():
+        tensor = tensor.float()
+        if not torch.isfinite(tensor).all():
+            raise InputError(f"{what} contains NaN or Inf values")
+        if tensor.numel() and (tensor.min() < 0 or tensor.max() > 1):
+            raise InputError(f"{what} has float values in [{tensor.min():.3g}, {tensor.max():.3g}]; expected "
+                             "floats in [0, 1] or uint8 in 0..255")
+    else:
+        raise InputError(f"{what} has dtype {tensor.dtype}; expected uint8 (0..255) or float (0..1)")
+    channels = tensor.shape[1]
+    if channels in (1, 2):  # gray (+ alpha)
+        tensor = tensor[:, :1].expand(-1, 3, -1, -1)
+    elif channels == 4:  # RGBA
+        tensor = tensor[:, :3]
+    elif channels != 3:
+        raise InputError(f"{what} has {channels} channels; expected 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA); "
+                         "numpy images are channels-last (H, W, C), tensors channels-first (C, H, W)")
+    if min(tensor.shape[-2:]) < 1:
+        raise InputError(f"{what} is empty ({tuple(tensor.shape[-2:])} pixels)")
+    return tensor.contiguous()
+
+
+def read_images(image: Any) -> tuple[Tensor, ImageKind]:
+    """Any supported input (or a list of inputs of one size) -> (B, 3, S, S) in [0, 1] and its kind. Gray is
+    repeated to RGB, alpha dropped, and a non-square image centre-cropped to a square (with a warning)."""
+    if isinstance(image, (list, tuple)):
+        if not image:
+            raise InputError("empty list of images; expected at least one image")
+        parts = [_as_tensor(item) for item in image]
+        sizes = {tuple(t.shape[-2:]) for t, _ in parts}
+        if len(sizes) > 1:
+            raise InputError(f"images in a list must share one size, got {sorted(sizes)}")
+        tensor = torch.cat([t for t, _ in parts])
+        kind = parts[0][1]
+        kind.batched, kind.is_list = True, True
+    else:
+        tensor, kind = _as_tensor(image)
+    height, width = kind.shape = tuple(tensor.shape[-2:])
+    if height != width:
+        from hypersiren.data.faces import square_crop
+
+        warnings.warn(f"image is {height}x{width}, not square: using its centred {min(height, width)}x"
+                      f"{min(height, width)} square", stacklevel=3)
+        tensor = square_crop(tensor)
+    return tensor, kind
+
+
+def restore_images(images_unit: Tensor, kind: ImageKind):
+    """(B, 3, r, r) in [0, 1] -> the caller's kind (PIL results are RGB)."""
+    images_unit = images_unit.detach().cpu()
+    if kind.library == "pil":
+        from PIL import Image
+
+        arrays = (images_unit * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        result = [Image.fromarray(a, "RGB") for a in arrays]
+        return result if kind.batched else result[0]
+    if kind.uint8:
+        images = (images_unit * 255).round().to(torch.uint8)
+    else:
+        images = images_unit.to(kind.dtype if kind.library == "torch" else torch.float32)
+    if kind.library == "numpy":
+        arrays = images.permute(0, 2, 3, 1).numpy()
+        if kind.is_list:
+            return list(arrays)
+        return arrays if kind.batched else arrays[0]
+    images = images.to(kind.device)
+    if kind.is_list:
+        return list(images)
+    return images if kind.batched else images[0]

@@ -1,12 +1,31 @@
 """Build a coordinate network by name from a JSON-serialisable config (the form checkpoints store)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from torch import nn
 
+from hypersiren.config import option
 from hypersiren.nn.baselines import MLP, EncodedMLP, FourierFeatures, PositionalEncoding
-from hypersiren.nn.siren import Siren
+from hypersiren.nn.siren import Siren, SirenConfig
 
 MODEL_NAMES = ("siren", "relu", "relu-pe", "fourier", "tanh")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig(SirenConfig):
+    """The coordinate network of a zoo entry: a SIREN or one of the paper's baselines, by name."""
+
+    title = "network"
+
+    model: str = option("siren", "coordinate network", choices=MODEL_NAMES, noun="model")
+
+    def network_meta(self, in_features: int, out_features: int) -> dict[str, Any]:
+        """The JSON config ``build_model(**meta)`` rebuilds this network from (stored in checkpoints)."""
+        return dict(name=self.model, in_features=in_features, out_features=out_features,
+                    hidden_features=self.hidden_features, hidden_layers=self.hidden_layers,
+                    first_omega=self.first_omega, hidden_omega=self.hidden_omega)
 
 
 def build_model(name: str, in_features: int, out_features: int, hidden_features: int = 256,

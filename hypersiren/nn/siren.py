@@ -9,12 +9,26 @@ activations.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
+from hypersiren.config import Config, non_negative_int, option, positive_float, positive_int
 from hypersiren.nn import fused_sine
+
+
+@dataclass(frozen=True, kw_only=True)
+class SirenConfig(Config):
+    """The hidden layers of a SIREN (see ``Siren``); tasks and priors that build one hold these options."""
+
+    title = "network"
+
+    hidden_features: int = option(256, "width of hidden layers", check=positive_int)
+    hidden_layers: int = option(3, "hidden-to-hidden layers", check=non_negative_int)
+    first_omega: float = option(30.0, "w0 of the first sine layer", check=positive_float)
+    hidden_omega: float = option(30.0, "w0 of later sine layers", check=positive_float)
 
 
 def affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

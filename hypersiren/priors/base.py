@@ -4,32 +4,40 @@ Conventions: images are (B, 3, R, R) network values in [-1, 1]; masks are (B, R,
 is known (the context); coordinates are (B, N, 2) as (y, x) in [-1, 1] (``hypersiren.data.grid``).
 A *code* is what a prior infers from a context: a latent vector (B, latent_dim) for the hypernetwork and
 functa, per-sample SIREN parameters for MAML/Reptile. ``render(code, coords)`` evaluates the SIREN it
-describes.
+describes. Library functions over any prior (encode, render, complete with refinement) are in
+``hypersiren.priors.inference``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
-PRIORS: dict[str, type["FunctionPrior"]] = {}
+from hypersiren.nn.siren import SirenConfig
+from hypersiren.registry import PRIORS
 
 
-def register_prior(cls: type["FunctionPrior"]) -> type["FunctionPrior"]:
-    """Class decorator: make a prior loadable by its ``method`` name."""
-    PRIORS[cls.method] = cls
-    return cls
+@dataclass(frozen=True, kw_only=True)
+class PriorConfig(SirenConfig):
+    """Options of a prior: the SIREN 2 -> 3 it describes (width, depth, w0), plus each method's own fields."""
 
 
 class FunctionPrior(nn.Module):
-    """A learned space of SIRENs. Subclasses set ``method`` and implement the four methods below."""
+    """A learned space of SIRENs. Subclasses set ``method`` and ``Config`` (a ``PriorConfig`` dataclass), are
+    decorated with ``@PRIORS.register`` (``hypersiren.registry``) and implement the four methods below.
+
+    Build one from a config or from its options: ``HypernetPrior(config)`` or ``HypernetPrior(hypernet="light")``.
+    """
 
     method: ClassVar[str]
+    Config: ClassVar[type[PriorConfig]] = PriorConfig
 
-    def config(self) -> dict[str, Any]:
-        """JSON config such that ``type(self)(**config)`` rebuilds the module (weights come separately)."""
-        raise NotImplementedError
+    def __init__(self, config: PriorConfig | None = None, **options):
+        super().__init__()
+        if config is not None and options:
+            raise TypeError(f"{type(self).__name__} takes a config or options, not both")
+        self.config = config if config is not None else self.Config(**options)
 
     def infer(self, images: Tensor, masks: Tensor) -> Any:
         """The code of each image from its known pixels only (pixels outside ``masks`` must not be read)."""
@@ -52,3 +60,6 @@ class FunctionPrior(nn.Module):
     def latent_dim(self) -> int | None:
         """Size of a flat latent vector if codes are vectors (for sampling and interpolation), else None."""
         return None
+
+
+__all__ = ["PRIORS", "FunctionPrior", "PriorConfig"]

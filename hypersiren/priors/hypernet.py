@@ -6,50 +6,47 @@ theta the parameters of the generated SIRENs (paper: 0.1 and 100).
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from torch import Tensor
 
+from hypersiren.config import non_negative_float, non_negative_int, option, positive_int
 from hypersiren.data.grid import grid
 from hypersiren.nn.encoders import ENCODERS, build_encoder
 from hypersiren.nn.hypernet import HYPERNETS, build_hypernet
-from hypersiren.priors.base import FunctionPrior, register_prior
+from hypersiren.priors.base import PRIORS, FunctionPrior, PriorConfig
 
 
-@register_prior
+@PRIORS.register
 class HypernetPrior(FunctionPrior):
-    """Encoder (``set`` with ReLU/sine, or ``cnn``) + hypernetwork (``full`` or ``light``) over a SIREN 2 -> 3.
-
-    latent_dim: size of the latent z; hidden_features/hidden_layers/first_omega/hidden_omega: the generated
-    SIREN (paper: 256 wide, 3 hidden layers); head_features/head_layers: the hypernetwork heads (paper: 256,
-    1 hidden layer).
-    """
+    """Encoder (``set`` with ReLU/sine, or ``cnn``) + hypernetwork (``full`` or ``light``) over a SIREN 2 -> 3
+    (paper: 256 wide, 3 hidden layers; heads 256 wide with 1 hidden layer)."""
 
     method = "hypernet"
 
-    def __init__(self, encoder: str = "set", activation: str = "relu", hypernet: str = "full", latent_dim: int = 256,
-                 hidden_features: int = 256, hidden_layers: int = 3, first_omega: float = 30.0, hidden_omega: float = 30.0,
-                 head_features: int = 256, head_layers: int = 1, lambda_latent: float = 0.1, lambda_weights: float = 100.0):
-        super().__init__()
-        if encoder not in ENCODERS or hypernet not in HYPERNETS or activation not in ("relu", "sine"):
-            raise ValueError(f"hypernet prior: encoder must be one of {ENCODERS}, hypernet one of {HYPERNETS}, "
-                             f"activation relu or sine; got {encoder!r}, {hypernet!r}, {activation!r}")
-        self._config = dict(encoder=encoder, activation=activation, hypernet=hypernet, latent_dim=latent_dim,
-                            hidden_features=hidden_features, hidden_layers=hidden_layers, first_omega=float(first_omega),
-                            hidden_omega=float(hidden_omega), head_features=head_features, head_layers=head_layers,
-                            lambda_latent=float(lambda_latent), lambda_weights=float(lambda_weights))
-        siren = dict(in_features=2, out_features=3, hidden_features=hidden_features, hidden_layers=hidden_layers,
-                     first_omega=first_omega, hidden_omega=hidden_omega)
-        self.encoder = build_encoder(encoder, latent_dim, activation)
-        self.hypernet = build_hypernet(hypernet, siren, latent_dim, head_features, head_layers)
+    @dataclass(frozen=True, kw_only=True)
+    class Config(PriorConfig):
+        encoder: str = option("set", "context encoder", choices=ENCODERS)
+        activation: str = option("relu", "set-encoder activation", choices=("relu", "sine"))
+        hypernet: str = option("full", "full = paper (a head per SIREN parameter), light = shift modulations of a "
+                                       "shared SIREN", choices=HYPERNETS)
+        latent_dim: int = option(256, "latent size", check=positive_int)
+        head_features: int = option(256, "width of the hypernetwork heads", check=positive_int)
+        head_layers: int = option(1, "hidden layers of the hypernetwork heads", check=non_negative_int)
+        lambda_latent: float = option(0.1, "weight of mean(z^2)", check=non_negative_float)
+        lambda_weights: float = option(100.0, "weight of mean(theta^2)", check=non_negative_float)
 
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)
+    def __init__(self, config: Config | None = None, **options):
+        super().__init__(config, **options)
+        c = self.config
+        siren = dict(in_features=2, out_features=3, hidden_features=c.hidden_features, hidden_layers=c.hidden_layers,
+                     first_omega=c.first_omega, hidden_omega=c.hidden_omega)
+        self.encoder = build_encoder(c.encoder, c.latent_dim, c.activation)
+        self.hypernet = build_hypernet(c.hypernet, siren, c.latent_dim, c.head_features, c.head_layers)
 
     @property
     def latent_dim(self) -> int:
-        return self._config["latent_dim"]
-
+        return self.config.latent_dim
     def infer(self, images: Tensor, masks: Tensor) -> Tensor:
         """Latents (B, latent_dim) from the known pixels of images (B, 3, R, R) under masks (B, R, R)."""
         coords = grid(*images.shape[-2:], device=images.device)
@@ -70,6 +67,6 @@ class HypernetPrior(FunctionPrior):
         mse = (self.hypernet.render(generated, target_coords) - target_values).pow(2).mean()
         latent_penalty = latent.pow(2).mean()
         weight_penalty = self.hypernet.weight_penalty(generated)
-        loss = mse + self._config["lambda_latent"] * latent_penalty + self._config["lambda_weights"] * weight_penalty
+        loss = mse + self.config.lambda_latent * latent_penalty + self.config.lambda_weights * weight_penalty
         return loss, {"mse": mse.detach(), "latent_penalty": latent_penalty.detach(), "weight_penalty": weight_penalty.detach()}
 

@@ -6,14 +6,15 @@ weights (B, K) with weight 1 for a known pixel and 0 for padding, so per-sample 
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
+from hypersiren.config import non_negative_int, option, positive_float
 from hypersiren.data.grid import grid
-from hypersiren.priors.base import FunctionPrior
+from hypersiren.priors.base import FunctionPrior, PriorConfig
 
 Code = dict[str, Tensor]
 
@@ -72,8 +73,16 @@ def sgd_steps(
     return code, initial_loss
 
 
+@dataclass(frozen=True, kw_only=True)
+class InnerLoopConfig(PriorConfig):
+    """Options of a prior that fits its code to the context by SGD steps."""
+
+    inner_steps: int = option(3, "inner SGD steps on the context", check=non_negative_int)
+    inner_lr: float = option(1e-2, "inner SGD learning rate (the initial one when learned)", check=positive_float)
+
+
 class InnerLoopPrior(FunctionPrior):
-    """A prior whose code of an image is found by ``inner_steps`` SGD steps on the context pixels.
+    """A prior whose code of an image is found by ``config.inner_steps`` SGD steps on the context pixels.
 
     Subclasses define the starting code, the inner learning rates, one sample's context loss and how a batch of
     codes renders; this class runs the inner loop (``sgd_steps``), ``infer`` and the MAML-style outer loss.
@@ -81,25 +90,7 @@ class InnerLoopPrior(FunctionPrior):
     returns and ``render`` accepts.
     """
 
-    inner_steps: int
-
-    @classmethod
-    def add_arguments(cls, group) -> None:
-        """Command-line options of the inner-loop priors (shared by maml, reptile and functa, added once).
-        Every default is None so that each prior keeps its own default."""
-        try:
-            group.add_argument("--inner-steps", type=int, default=None,
-                               help="maml/reptile/functa: inner SGD steps on the context (default: 3; reptile 5)")
-        except argparse.ArgumentError:  # a sibling prior added the options already
-            return
-        group.add_argument("--inner-lr", type=float, default=None,
-                           help="maml/reptile/functa: inner SGD learning rate (the initial one when learned; default: 0.01)")
-        group.add_argument("--learn-inner-lr", action="store_const", const=True, default=None,
-                           help="maml: meta-learn one inner learning rate per SIREN parameter tensor")
-        group.add_argument("--first-order", action="store_const", const=True, default=None,
-                           help="maml/functa: first-order outer gradient (inner gradients treated as constants)")
-        group.add_argument("--no-meta-sgd", dest="meta_sgd", action="store_const", const=False, default=None,
-                           help="functa: keep the inner learning rate fixed instead of learning one per latent dimension")
+    Config = InnerLoopConfig
 
     def start(self, batch: int, like: Tensor) -> Code:
         """The code every inner loop starts from, for ``batch`` samples (dtype/device of ``like``)."""
@@ -125,7 +116,7 @@ class InnerLoopPrior(FunctionPrior):
         """The code fitted to the known pixels (no autograd graph; works under no_grad and inference_mode)."""
         with torch.inference_mode(False), torch.no_grad():
             images, masks = images.clone(), masks.clone()  # inference-mode tensors cannot enter autograd
-            code, _ = self.adapt(padded_context(images, masks), self.inner_steps, create_graph=False)
+            code, _ = self.adapt(padded_context(images, masks), self.config.inner_steps, create_graph=False)
         return self.public_code(code)
 
     def meta_loss(self, images: Tensor, masks: Tensor, target_coords: Tensor, target_values: Tensor,
@@ -133,7 +124,7 @@ class InnerLoopPrior(FunctionPrior):
         """MSE on the targets of the codes adapted to the contexts, differentiated through the inner steps
         (the gradients inside the steps are constants when ``first_order``)."""
         context = padded_context(images, masks)
-        code, before = self.adapt(context, self.inner_steps, create_graph=not first_order)
+        code, before = self.adapt(context, self.config.inner_steps, create_graph=not first_order)
         public = self.public_code(code)
         loss = torch.mean((self.render(public, target_coords) - target_values) ** 2)
         with torch.no_grad():

@@ -1,26 +1,5 @@
-"""The zoo: every trainable entry, registered by the name ``hypersiren fit NAME`` uses."""
-from __future__ import annotations
+"""The zoo: one module per entry, each registered by the name ``hypersiren fit NAME`` uses (``TASKS``)."""
+from hypersiren.registry import TASKS
+from hypersiren.tasks.base import Task, TaskConfig
 
-from hypersiren.tasks.base import Task
-from hypersiren.tasks.audio import FitAudio
-from hypersiren.tasks.helmholtz import Helmholtz
-from hypersiren.tasks.composite import Composite
-from hypersiren.tasks.image import FitImage
-from hypersiren.tasks.poisson import PoissonGradient, PoissonLaplacian
-from hypersiren.tasks.sdf import FitSdf
-from hypersiren.tasks.video import FitVideo
-from hypersiren.tasks.wave import Wave
-
-TASKS: dict[str, type[Task]] = {task.name: task for task in (
-    FitImage,
-    FitAudio,
-    FitVideo,
-    Helmholtz,
-    Wave,
-    FitSdf,
-    PoissonGradient,
-    PoissonLaplacian,
-    Composite,
-)}
-
-__all__ = ["TASKS", "Task"]
+__all__ = ["TASKS", "Task", "TaskConfig"]

@@ -6,16 +6,18 @@ clip's high frequencies on that short interval.
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from hypersiren.config import non_negative_int, option, override
 from hypersiren.data.audio import load_audio, peak, resampled_length, save_audio
 from hypersiren.data.image import save_image
+from hypersiren.engine import EngineConfig
 from hypersiren.errors import InputError
-from hypersiren.tasks.base import non_negative_int
+from hypersiren.registry import TASKS
 from hypersiren.tasks.signal_fit import SignalFit
 
 
@@ -40,29 +42,30 @@ def waveform_picture(tracks: dict[str, Tensor], rate: int) -> Tensor:
     return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).float() / 255.0
 
 
+@TASKS.register
 class FitAudio(SignalFit):
     name = "audio"
     kind = "fit/audio"
     description = "fit an audio clip (WAV: integer PCM or float, stereo averaged to mono) as a function of time"
-    defaults = {"steps": 1000, "lr": 1e-4}
-    first_omega = 3000.0
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("input", help="WAV file (8/16/24/32-bit PCM or 32/64-bit float, mono or stereo)")
-        parser.add_argument("--size", type=non_negative_int, default=0,
-                            help="keep only the first S samples of the clip (default: 0 = the whole clip)")
-        parser.add_argument("--render-rate", type=non_negative_int, default=0,
-                            help="sample rate in Hz of the rendered fit.wav; the fit is a continuous function of time "
-                                 "and is resampled (default: 0 = the clip's rate)")
-        super().add_arguments(parser)
+    @dataclass(frozen=True, kw_only=True)
+    class Config(SignalFit.Config):
+        input: str = option(help="WAV file (8/16/24/32-bit PCM or 32/64-bit float, mono or stereo)", positional=True)
+        size: int = option(0, "keep only the first S samples of the clip, 0 = the whole clip", check=non_negative_int)
+        render_rate: int = option(0, "sample rate in Hz of the rendered fit.wav; the fit is a continuous function of "
+                                     "time and is resampled, 0 = the clip's rate", check=non_negative_int)
+        first_omega: float = override(SignalFit.Config, "first_omega", 3000.0)  # the paper's audio setting
+        engine: EngineConfig = EngineConfig(steps=1000)
+
+        def __post_init__(self):
+            super().__post_init__()
+            if self.size == 1:
+                raise InputError("--size 1 keeps a single sample; expected 0 (the whole clip) or at least 2")
 
     def load_signal(self) -> Tensor:
-        samples, self.rate = load_audio(self.config["input"])
-        if self.config["size"] == 1:
-            raise InputError("--size 1 keeps a single sample; expected 0 (the whole clip) or at least 2")
-        if self.config["size"]:
-            samples = samples[: self.config["size"]]
+        samples, self.rate = load_audio(self.config.input)
+        if self.config.size:
+            samples = samples[: self.config.size]
         self.samples = samples
         self.peak = peak(samples)
         return (samples / self.peak)[:, None]
@@ -82,7 +85,7 @@ class FitAudio(SignalFit):
         writer.add_image("waveforms", self.waveforms(fit), step)
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
-        rate = self.config["render_rate"] or self.rate
+        rate = self.config.render_rate or self.rate
         length = resampled_length(len(self.samples), self.rate, rate) if rate != self.rate else len(self.samples)
         paths = [out_dir / "fit.wav", out_dir / "ground_truth.wav", out_dir / "waveforms.png"]
         save_audio(self.fit_samples(length), rate, paths[0])

@@ -8,61 +8,50 @@ beside the inputs and the naive blend.
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from hypersiren.config import non_negative_int, option, positive_int, unit_fraction
 from hypersiren.data.image import fit_size, from_unit, load_image, resize, save_image
-from hypersiren.tasks.base import non_negative_int, positive_int
+from hypersiren.engine import EngineConfig
+from hypersiren.registry import TASKS
 from hypersiren.tasks.poisson import PoissonGradient, sobel_gradients
 from hypersiren.tasks.signal_fit import SignalFit
 from hypersiren.viz import side_by_side
 
 
-def unit_fraction(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return value
-
-
+@TASKS.register
 class Composite(PoissonGradient):
     name = "composite"
     kind = "fit/composite"
     description = "blend two images in the gradient domain (0.5 grad A + 0.5 grad B, or a mask); writes composite.png"
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("image_a", help="first image file, or a built-in image: camera, astronaut")
-        parser.add_argument("image_b", help="second image (resized to the first's shape after --size)")
-        parser.add_argument("--mask", default=None,
-                            help="grayscale mask image: per-pixel weight of B's gradients (white = B, black = A); "
-                                 "resized to the images")
-        parser.add_argument("--weight", type=unit_fraction, default=0.5,
-                            help="weight of B's gradients without a mask (default: 0.5)")
-        parser.add_argument("--size", type=positive_int, default=256, help="longer side in pixels after resizing (default: 256)")
-        parser.add_argument("--render-size", type=non_negative_int, default=0,
-                            help="longer side of the rendered composite.png (default: 0 = --size)")
-        SignalFit.add_arguments(parser)
+    @dataclass(frozen=True, kw_only=True)
+    class Config(SignalFit.Config):
+        image_a: str = option(help="first image file, or a built-in image: camera, astronaut", positional=True)
+        image_b: str = option(help="second image (resized to the first's shape after --size)", positional=True)
+        mask: str | None = option(None, "grayscale mask image: per-pixel weight of B's gradients (white = B, black = "
+                                        "A); resized to the images")
+        weight: float = option(0.5, "weight of B's gradients without a mask", check=unit_fraction)
+        size: int = option(256, "longer side in pixels after resizing", check=positive_int)
+        render_size: int = option(0, "longer side of the rendered composite.png, 0 = --size", check=non_negative_int)
+        engine: EngineConfig = EngineConfig(steps=1000)
 
     def load_signal(self) -> Tensor:
         """Loads A, B (same channels: RGB if either is colour) and the weight; returns the naive blend."""
-        first = load_image(self.config["image_a"])
-        second = load_image(self.config["image_b"])
+        paths = (self.config.image_a, self.config.image_b)
+        first, second = (load_image(path) for path in paths)
         if first.shape[0] != second.shape[0]:
-            first, second = (load_image(self.config[k], mode="RGB") for k in ("image_a", "image_b"))
-        shape = fit_size(*first.shape[1:], self.config["size"])
+            first, second = (load_image(path, mode="RGB") for path in paths)
+        shape = fit_size(*first.shape[1:], self.config.size)
         self.inputs = (resize(first, *shape), resize(second, *shape))
-        if self.config["mask"] is not None:
-            self.blend_weight = resize(load_image(self.config["mask"], mode="L"), *shape)
+        if self.config.mask is not None:
+            self.blend_weight = resize(load_image(self.config.mask, mode="L"), *shape)
         else:
-            self.blend_weight = torch.full((1, *shape), self.config["weight"])
+            self.blend_weight = torch.full((1, *shape), self.config.weight)
         a, b = self.inputs
         self.image = (1 - self.blend_weight) * a + self.blend_weight * b
         return from_unit(self.image).permute(1, 2, 0)
@@ -89,7 +78,7 @@ class Composite(PoissonGradient):
         return side_by_side([*self.inputs, self.image, self.fit_image()])
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
-        size = self.config["render_size"] or self.config["size"]
+        size = self.config.render_size or self.config.size
         paths = [out_dir / "composite.png", out_dir / "naive_blend.png", out_dir / "panel.png", out_dir / "target_gradient.png"]
         save_image(self.fit_image(fit_size(*self.shape, size)), paths[0])
         for image, path in zip((self.image, self.panel(), self.target_image()), paths[1:]):

@@ -13,21 +13,25 @@ of radius ``EXCLUDED_RADIUS`` around the source.
 """
 from __future__ import annotations
 
-import argparse
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from hypersiren.config import non_negative_int, option, positive_float, positive_int
 from hypersiren.data.grid import grid
 from hypersiren.data.image import save_image
 from hypersiren.diff import value_and_derivatives
+from hypersiren.engine import EngineConfig
 from hypersiren.errors import InputError
+from hypersiren.nn import NetworkConfig, build_model
 from hypersiren.pde import PML, VELOCITY_MODELS, gaussian_source, hankel_solution, helmholtz_residual, squared_slowness
+from hypersiren.registry import TASKS
 from hypersiren.render import render_grid
-from hypersiren.tasks.base import Task, add_model_arguments, model_from_config, non_negative_int, positive_float, positive_int
+from hypersiren.tasks.base import Task, TaskConfig
 from hypersiren.viz import colormap, normalize, side_by_side, stack_rows
 
 EXCLUDED_RADIUS = 0.1  # the metric ignores the source's near field r < 0.1
@@ -36,65 +40,60 @@ EVAL_SIZE = 256  # metric grid (EVAL_SIZE^2 points over the square)
 RESIDUAL_POINTS = 2048  # fixed random points for the residual metric
 
 
+@TASKS.register
 class Helmholtz(Task):
     name = "helmholtz"
     kind = "pde/helmholtz"
     description = "2-D Helmholtz equation, point source, PML; complex field vs (i/4) H0(kr) (homogeneous)"
-    defaults = {"steps": 2000, "lr": 1e-4}
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--velocity", default="homogeneous", choices=VELOCITY_MODELS,
-                            help="velocity model: homogeneous c = 1, or c = --inclusion-velocity inside a square "
-                                 "|x|,|y| < 0.3 or a circle r < 0.1 around the source (default: homogeneous)")
-        parser.add_argument("--inclusion-velocity", type=positive_float, default=2.0,
-                            help="wave speed inside the square/circle inclusion, background 1 (default: 2)")
-        parser.add_argument("--wavenumber", type=positive_float, default=20.0,
-                            help="k in radians per domain unit, domain [-1, 1]^2 (default: 20, as the paper)")
-        parser.add_argument("--pml-width", type=positive_float, default=0.5,
-                            help="PML thickness on each side, in domain units, at most 0.8 (default: 0.5)")
-        parser.add_argument("--pml-strength", type=positive_float, default=5.0,
-                            help="PML strength a in s = 1 + i a (depth/width)^2 (default: 5)")
-        parser.add_argument("--source-sigma", type=positive_float, default=0.01,
-                            help=f"width of the Gaussian approximating the point source, at most {MAX_SIGMA} (default: 0.01)")
-        parser.add_argument("--batch-points", type=positive_int, default=4096, help="uniform collocation points per step (default: 4096)")
-        parser.add_argument("--source-points", type=non_negative_int, default=512,
-                            help="extra collocation points per step near the source (default: 512)")
-        parser.add_argument("--render-size", type=positive_int, default=256, help="side of the rendered field.png panels (default: 256)")
-        add_model_arguments(parser, first_omega=30.0)
+    @dataclass(frozen=True, kw_only=True)
+    class Config(NetworkConfig, TaskConfig):
+        velocity: str = option("homogeneous", "velocity model: homogeneous c = 1, or c = --inclusion-velocity inside a "
+                                              "square |x|,|y| < 0.3 or a circle r < 0.1 around the source",
+                               choices=VELOCITY_MODELS, noun="velocity model")
+        inclusion_velocity: float = option(2.0, "wave speed inside the square/circle inclusion, background 1",
+                                           check=positive_float)
+        wavenumber: float = option(20.0, "k in radians per domain unit, domain [-1, 1]^2 (20: the paper's)",
+                                   check=positive_float)
+        pml_width: float = option(0.5, "PML thickness on each side, in domain units, at most 0.8", check=positive_float)
+        pml_strength: float = option(5.0, "PML strength a in s = 1 + i a (depth/width)^2", check=positive_float)
+        source_sigma: float = option(0.01, f"width of the Gaussian approximating the point source, at most {MAX_SIGMA}",
+                                     check=positive_float)
+        batch_points: int = option(4096, "uniform collocation points per step", check=positive_int)
+        source_points: int = option(512, "extra collocation points per step near the source", check=non_negative_int)
+        render_size: int = option(256, "side of the rendered field.png panels", check=positive_int)
+        engine: EngineConfig = EngineConfig(steps=2000)
 
-    def __init__(self, config: dict[str, Any], device: torch.device):
+        def __post_init__(self):
+            super().__post_init__()
+            if not self.pml_width <= 0.8:
+                raise InputError(f"--pml-width must be in (0, 0.8] so a physical region remains, got {self.pml_width}")
+            if not self.source_sigma <= MAX_SIGMA:
+                raise InputError(f"--source-sigma must be in (0, {MAX_SIGMA}], got {self.source_sigma}")
+
+    def __init__(self, config: Config, device: torch.device | str | None = None):
         super().__init__(config, device)
-        if config["velocity"] not in VELOCITY_MODELS:
-            raise InputError(f"unknown velocity model {config['velocity']!r}; expected one of {', '.join(VELOCITY_MODELS)}")
-        if not 0 < config["pml_width"] <= 0.8:
-            raise InputError(f"--pml-width must be in (0, 0.8] so a physical region remains, got {config['pml_width']}")
-        if not 0 < config["source_sigma"] <= MAX_SIGMA:
-            raise InputError(f"--source-sigma must be in (0, {MAX_SIGMA}], got {config['source_sigma']}")
-        for key in ("wavenumber", "pml_strength", "inclusion_velocity"):
-            if not (0 < config[key] < math.inf):
-                raise InputError(f"--{key.replace('_', '-')} must be a positive finite number, got {config[key]}")
-        self.k = float(config["wavenumber"])
-        self.sigma = float(config["source_sigma"])
-        self.pml = PML(config["pml_width"], config["pml_strength"])
-        self.model, self._meta = model_from_config(config, 2, 2)
-        self.model.to(device)
-        self.eval_coords = grid(EVAL_SIZE, EVAL_SIZE, device=device)
+        self.k = float(config.wavenumber)
+        self.sigma = float(config.source_sigma)
+        self.pml = PML(config.pml_width, config.pml_strength)
+        self._meta = config.network_meta(2, 2)
+        self.model = build_model(**self._meta).to(self.device)
+        self.eval_coords = grid(EVAL_SIZE, EVAL_SIZE, device=self.device)
         self.eval_mask = self.pml.interior(self.eval_coords) & (self.eval_coords.norm(dim=-1) > EXCLUDED_RADIUS)
         generator = torch.Generator().manual_seed(0)
-        self.residual_coords = (torch.rand(RESIDUAL_POINTS, 2, generator=generator) * 2 - 1).to(device)
+        self.residual_coords = (torch.rand(RESIDUAL_POINTS, 2, generator=generator) * 2 - 1).to(self.device)
 
     def model_meta(self) -> dict[str, Any]:
         return self._meta
 
     @property
     def homogeneous(self) -> bool:
-        return self.config["velocity"] == "homogeneous"
+        return self.config.velocity == "homogeneous"
 
     def batch(self, step: int) -> Tensor:
         """Collocation points (batch_points + source_points, 2): uniform, then uniform in the source disc."""
-        uniform = torch.rand(self.config["batch_points"], 2, device=self.device) * 2 - 1
-        n = self.config["source_points"]
+        uniform = torch.rand(self.config.batch_points, 2, device=self.device) * 2 - 1
+        n = self.config.source_points
         radius = 5 * self.sigma * torch.rand(n, device=self.device).sqrt()
         angle = 2 * math.pi * torch.rand(n, device=self.device)
         near = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=-1)
@@ -103,15 +102,15 @@ class Helmholtz(Task):
     def residual(self, model: nn.Module, coords: Tensor) -> Tensor:
         """PDE residual divided by k^2 at coords (N, 2): complex (N,)."""
         y, jac, hess = value_and_derivatives(model, coords)
-        slowness2 = squared_slowness(coords, self.config["velocity"], self.config["inclusion_velocity"])
+        slowness2 = squared_slowness(coords, self.config.velocity, self.config.inclusion_velocity)
         residual = helmholtz_residual(coords, y.float(), jac.float(), hess.float(), self.k, slowness2,
                                       gaussian_source(coords, self.sigma), self.pml)
         return residual / self.k**2
 
     def loss(self, model: nn.Module, batch: Tensor) -> tuple[Tensor, dict[str, float]]:
         squared = self.residual(model, batch).abs().square()
-        near = squared[self.config["batch_points"]:]
-        logs = {"residual_uniform": squared[: self.config["batch_points"]].detach().mean()}
+        near = squared[self.config.batch_points:]
+        logs = {"residual_uniform": squared[: self.config.batch_points].detach().mean()}
         if len(near):
             logs["residual_source"] = near.detach().mean()
         return (squared * self.importance_weights(batch)).mean(), logs
@@ -119,7 +118,7 @@ class Helmholtz(Task):
     def importance_weights(self, coords: Tensor) -> Tensor:
         """Weights (N,) that make the batch mean an unbiased estimate of the mean over the square, given that
         ``batch`` mixes uniform points with points uniform in the source disc (density of the mixture: q)."""
-        uniform, near = self.config["batch_points"], self.config["source_points"]
+        uniform, near = self.config.batch_points, self.config.source_points
         total, radius = uniform + near, 5 * self.sigma
         in_disc = (coords.norm(dim=-1) <= radius).float()
         density = uniform / total / 4 + in_disc * near / total / (math.pi * radius**2)
@@ -164,9 +163,9 @@ class Helmholtz(Task):
 
     def summaries(self, writer, step: int) -> None:
         writer.add_image("field_re_im_abs" + ("_vs_exact" if self.homogeneous else ""),
-                         self.picture(min(self.config["render_size"], EVAL_SIZE)), step)
+                         self.picture(min(self.config.render_size, EVAL_SIZE)), step)
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
         path = out_dir / "field.png"
-        save_image(self.picture(self.config["render_size"]), path)
+        save_image(self.picture(self.config.render_size), path)
         return [path]

@@ -1,36 +1,37 @@
 """``fit image``: represent one image (file or built-in ``camera``/``astronaut``) with a coordinate network."""
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
+from hypersiren.config import non_negative_int, option, positive_int
 from hypersiren.data.image import fit_size, from_unit, load_image, resize, save_image, to_unit
+from hypersiren.engine import EngineConfig
+from hypersiren.registry import TASKS
 from hypersiren.render import render_derivatives
-from hypersiren.tasks.base import non_negative_int, positive_int
 from hypersiren.tasks.signal_fit import SignalFit
 from hypersiren.viz import colormap, normalize
 
 
+@TASKS.register
 class FitImage(SignalFit):
     name = "image"
     kind = "fit/image"
     description = "fit an image (file, or built-in camera/astronaut) from its pixels"
-    defaults = {"steps": 500, "lr": 1e-4}
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("input", help="image file, or a built-in image: camera, astronaut")
-        parser.add_argument("--size", type=positive_int, default=256, help="longer side in pixels after resizing (default: 256)")
-        parser.add_argument("--render-size", type=non_negative_int, default=0,
-                            help="longer side of the rendered fit.png (default: 0 = --size); any resolution works")
-        super().add_arguments(parser)
+    @dataclass(frozen=True, kw_only=True)
+    class Config(SignalFit.Config):
+        input: str = option(help="image file, or a built-in image: camera, astronaut", positional=True)
+        size: int = option(256, "longer side in pixels after resizing", check=positive_int)
+        render_size: int = option(0, "longer side of the rendered fit.png, 0 = --size; any resolution works",
+                                  check=non_negative_int)
+        engine: EngineConfig = EngineConfig(steps=500)
 
     def load_signal(self) -> Tensor:
-        image = load_image(self.config["input"])
-        self.image = resize(image, *fit_size(*image.shape[1:], self.config["size"]))
+        image = load_image(self.config.input)
+        self.image = resize(image, *fit_size(*image.shape[1:], self.config.size))
         return from_unit(self.image).permute(1, 2, 0)
 
     def fit_image(self, shape: tuple[int, int] | None = None) -> Tensor:
@@ -51,7 +52,7 @@ class FitImage(SignalFit):
         writer.add_image("fit_laplacian", laplacian, step)
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
-        size = self.config["render_size"] or self.config["size"]
+        size = self.config.render_size or self.config.size
         shape = fit_size(*self.shape, size)
         paths = [out_dir / "fit.png", out_dir / "ground_truth.png", out_dir / "fit_gradient.png", out_dir / "fit_laplacian.png"]
         save_image(self.fit_image(shape), paths[0])

@@ -11,8 +11,9 @@ Laplacian fit's PSNR.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -21,7 +22,9 @@ from torch import Tensor, nn
 from hypersiren.data.grid import grid, grid_spacing
 from hypersiren.data.image import save_image
 from hypersiren.diff import value_and_derivatives, value_and_laplacian
+from hypersiren.engine import EngineConfig
 from hypersiren.errors import InputError
+from hypersiren.registry import TASKS
 from hypersiren.render import DEFAULT_CHUNK
 from hypersiren.tasks.image import FitImage
 from hypersiren.viz import colormap, normalize
@@ -29,32 +32,33 @@ from hypersiren.viz import colormap, normalize
 _SOBEL_GAIN = 8.0  # scipy's Sobel filter is 8 x the per-pixel derivative ([1, 2, 1] smoothing, [-1, 0, 1] difference)
 
 
-def sobel_gradients(values: Tensor) -> Tensor:
+def sobel_gradients(values: Tensor, mode: str = "reflect") -> Tensor:
     """Sobel gradients of a (C, H, W) field sampled on ``grid(H, W)``, in coordinate units: (H*W, C, 2) holding
-    (d/dy, d/dx), the order of the grid's coordinates."""
+    (d/dy, d/dx), the order of the grid's coordinates. mode: scipy's border rule ("reflect", "nearest", ...)."""
     from scipy import ndimage
 
     array = values.detach().cpu().double().numpy()
-    grads = [[ndimage.sobel(channel, axis=axis) / (_SOBEL_GAIN * grid_spacing(channel.shape[axis])) for axis in (0, 1)]
-             for channel in array]  # per channel: on (C, H, W) scipy would also smooth across channels
+    grads = [[ndimage.sobel(channel, axis=axis, mode=mode) / (_SOBEL_GAIN * grid_spacing(channel.shape[axis]))
+              for axis in (0, 1)] for channel in array]  # per channel: on (C, H, W) scipy would smooth across channels
     return _per_point(np.stack([np.stack(g, axis=-1) for g in grads]), values)
 
 
-def discrete_laplacian(values: Tensor) -> Tensor:
+def discrete_laplacian(values: Tensor, mode: str = "reflect") -> Tensor:
     """Second differences of a (C, H, W) field on ``grid(H, W)`` summed over both axes, in coordinate units
-    (reflected borders, like ``scipy.ndimage.laplace``): (H*W, C)."""
+    (borders by scipy's ``mode``; "reflect" is ``scipy.ndimage.laplace``'s): (H*W, C)."""
     from scipy import ndimage
 
     array = values.detach().cpu().double().numpy()
-    lap = sum(ndimage.correlate1d(array, [1.0, -2.0, 1.0], axis=1 + axis) / grid_spacing(array.shape[1 + axis]) ** 2
-              for axis in (0, 1))
+    lap = sum(ndimage.correlate1d(array, [1.0, -2.0, 1.0], axis=1 + axis, mode=mode)
+              / grid_spacing(array.shape[1 + axis]) ** 2 for axis in (0, 1))
     return _per_point(lap, values)
 
 
 def _per_point(array: np.ndarray, like: Tensor) -> Tensor:
-    """(C, H, W, ...) -> (H*W, C, ...) float32 on ``like``'s device."""
-    tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, 0, 2))).float()
-    return tensor.reshape(-1, *tensor.shape[2:]).to(like.device)
+    """(C, H, W, ...) -> (H*W, C, ...) in ``like``'s dtype (float32 for integer input) and on its device."""
+    tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, 0, 2)))
+    dtype = like.dtype if like.is_floating_point() else torch.float32
+    return tensor.reshape(-1, *tensor.shape[2:]).to(like.device, dtype)
 
 
 def ambiguity_basis(coords: Tensor, derivative: str) -> Tensor:
@@ -76,9 +80,12 @@ class PoissonFit(FitImage):
     """Fit an image's network through its derivatives only; subclasses choose ``derivative``."""
 
     derivative: ClassVar[str]
-    defaults = {"steps": 1000, "lr": 1e-4}
 
-    def __init__(self, config: dict[str, Any], device: torch.device):
+    @dataclass(frozen=True, kw_only=True)
+    class Config(FitImage.Config):
+        engine: EngineConfig = EngineConfig(steps=1000)
+
+    def __init__(self, config: Config, device: torch.device | str | None = None):
         super().__init__(config, device)
         self.targets = self.derivative_targets()
 
@@ -140,6 +147,7 @@ class PoissonFit(FitImage):
         return [*super().write_outputs(out_dir), path]
 
 
+@TASKS.register
 class PoissonGradient(PoissonFit):
     name = "poisson-grad"
     kind = "fit/poisson-grad"
@@ -147,6 +155,7 @@ class PoissonGradient(PoissonFit):
     derivative = "gradient"
 
 
+@TASKS.register
 class PoissonLaplacian(PoissonFit):
     name = "poisson-lapl"
     kind = "fit/poisson-lapl"

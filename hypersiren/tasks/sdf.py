@@ -9,8 +9,8 @@ at the uniform points):
 """
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hypersiren import diff
+from hypersiren.config import non_negative_float, option, positive_float, positive_int
 from hypersiren.data.grid import grid
 from hypersiren.data.image import save_image
 from hypersiren.data.pointcloud import Frame, read_point_cloud
+from hypersiren.engine import EngineConfig
 from hypersiren.errors import InputError
 from hypersiren.mesh import Mesh, NoSurfaceError, compare_surfaces, extract_mesh, sample_surface, sdf_volume, write_ply
 from hypersiren.mesh_render import View, render_mesh
+from hypersiren.nn import NetworkConfig, build_model
+from hypersiren.registry import TASKS
 from hypersiren.render import DEFAULT_CHUNK
-from hypersiren.tasks.base import (Task, add_model_arguments, model_from_config, non_negative_float, positive_float,
-                                   positive_int)
+from hypersiren.tasks.base import Task, TaskConfig
 from hypersiren.viz import colormap, normalize, side_by_side
 
 SLICE_SIZE = 256  # pixels per side of each SDF slice picture
@@ -36,53 +39,58 @@ LEVEL_SPACING = 0.05  # distance between the iso-lines drawn on the slices (unit
 SLICES = ((2, 1), (0, 2), (0, 1))  # (horizontal, vertical) axes of the planes x = 0, y = 0, z = 0
 
 
+LOSS = "loss (defaults: the paper's)"
+MESH = "mesh and metrics"
+
+
+@TASKS.register
 class FitSdf(Task):
     name = "sdf"
     kind = "fit/sdf"
     description = ("signed distance function from an oriented point cloud (.xyz with normals, .ply, .obj); "
                    "exports a mesh")
-    defaults = {"steps": 2000, "lr": 1e-4, "summary_every": 500, "clip_grad": 1.0}  # lr, clipping: the paper's code
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("input", help="oriented points: .xyz (x y z nx ny nz per line), or a .ply/.obj mesh or "
-                                          "point cloud (normals from its faces when it has none)")
-        parser.add_argument("--batch-points", type=positive_int, default=1400,
-                            help="surface points per step; as many uniform off-surface points join them "
-                                 "(default: 1400, the paper's)")
-        loss = parser.add_argument_group("loss (defaults: the paper's)")
-        loss.add_argument("--weight-sdf", type=non_negative_float, default=3e3, help="weight of |f| on the surface")
-        loss.add_argument("--weight-normal", type=non_negative_float, default=1e2, help="weight of 1 - cos(grad f, normal)")
-        loss.add_argument("--weight-eikonal", type=non_negative_float, default=5e1, help="weight of ||grad f| - 1|")
-        loss.add_argument("--weight-off", type=non_negative_float, default=1e2, help="weight of exp(-alpha |f|) off the surface")
-        loss.add_argument("--alpha", type=positive_float, default=1e2, help="alpha of the off-surface term (default: 100)")
-        mesh = parser.add_argument_group("mesh and metrics")
-        mesh.add_argument("--mesh-resolution", type=positive_int, default=256,
-                          help="marching-cubes grid per side for mesh.ply; memory ~ R^3 * 4 bytes (512: 0.5 GB) (default: 256)")
-        mesh.add_argument("--eval-resolution", type=positive_int, default=64,
-                          help="marching-cubes grid per side for the Chamfer/normal metrics during training (default: 64)")
-        mesh.add_argument("--eval-points", type=positive_int, default=20000,
-                          help="input points (a fixed random subset) the metrics compare with (default: 20000)")
-        mesh.add_argument("--render-size", type=positive_int, default=512,
-                          help="pixels per side of mesh.png (TensorBoard's mesh picture: at most 256) (default: 512)")
-        mesh.add_argument("--chunk", type=positive_int, default=DEFAULT_CHUNK,
-                          help=f"grid points per network call when meshing (default: {DEFAULT_CHUNK})")
-        add_model_arguments(parser)
+    @dataclass(frozen=True, kw_only=True)
+    class Config(NetworkConfig, TaskConfig):
+        input: str = option(help="oriented points: .xyz (x y z nx ny nz per line), or a .ply/.obj mesh or point cloud "
+                                 "(normals from its faces when it has none)", positional=True)
+        batch_points: int = option(1400, "surface points per step; as many uniform off-surface points join them "
+                                         "(1400: the paper's)", check=positive_int)
+        weight_sdf: float = option(3e3, "weight of |f| on the surface", check=non_negative_float, group=LOSS)
+        weight_normal: float = option(1e2, "weight of 1 - cos(grad f, normal)", check=non_negative_float, group=LOSS)
+        weight_eikonal: float = option(5e1, "weight of ||grad f| - 1|", check=non_negative_float, group=LOSS)
+        weight_off: float = option(1e2, "weight of exp(-alpha |f|) off the surface", check=non_negative_float,
+                                   group=LOSS)
+        alpha: float = option(1e2, "alpha of the off-surface term", check=positive_float, group=LOSS)
+        mesh_resolution: int = option(256, "marching-cubes grid per side for mesh.ply; memory ~ R^3 * 4 bytes (512: "
+                                           "0.5 GB)", check=positive_int, group=MESH)
+        eval_resolution: int = option(64, "marching-cubes grid per side for the Chamfer/normal metrics during "
+                                          "training", check=positive_int, group=MESH)
+        eval_points: int = option(20000, "input points (a fixed random subset) the metrics compare with",
+                                  check=positive_int, group=MESH)
+        render_size: int = option(512, "pixels per side of mesh.png (TensorBoard's mesh picture: at most 256)",
+                                  check=positive_int, group=MESH)
+        chunk: int = option(DEFAULT_CHUNK, "grid points per network call when meshing", check=positive_int, group=MESH)
+        engine: EngineConfig = EngineConfig(steps=2000, summary_every=500, clip_grad=1.0)  # lr, clipping: the paper's code
 
-    def __init__(self, config: dict[str, Any], device: torch.device):
+        def __post_init__(self):
+            super().__post_init__()
+            for key in ("mesh_resolution", "eval_resolution"):
+                if getattr(self, key) < 2:
+                    raise InputError(f"--{key.replace('_', '-')} must be at least 2, got {getattr(self, key)}")
+
+    def __init__(self, config: Config, device: torch.device | str | None = None):
         super().__init__(config, device)
-        for key in ("mesh_resolution", "eval_resolution"):
-            if config[key] < 2:
-                raise InputError(f"--{key.replace('_', '-')} must be at least 2, got {config[key]}")
-        cloud = read_point_cloud(config["input"])
+        device = self.device
+        cloud = read_point_cloud(config.input)
         self.frame = Frame.fitting(cloud.points)
         self.points = torch.as_tensor(self.frame.to_unit(cloud.points), dtype=torch.float32, device=device)
         self.normals = torch.as_tensor(cloud.normals, dtype=torch.float32, device=device)
         rng = np.random.default_rng(0)
-        subset = rng.permutation(len(cloud.points))[: config["eval_points"]]
+        subset = rng.permutation(len(cloud.points))[: config.eval_points]
         self.eval_index = torch.as_tensor(np.sort(subset), device=device)
-        self.model, self._meta = model_from_config(config, 3, 1)
-        self.model.to(device)
+        self._meta = config.network_meta(3, 1)
+        self.model = build_model(**self._meta).to(device)
         self.eval_mesh: Mesh | None = None
 
     def model_meta(self) -> dict[str, Any]:
@@ -90,7 +98,7 @@ class FitSdf(Task):
 
     def batch(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
         """Surface points (k, 3), their normals (k, 3), uniform points in [-1, 1]^3 (k, 3)."""
-        k = self.config["batch_points"]
+        k = self.config.batch_points
         index = torch.randint(len(self.points), (k,), device=self.device)
         return self.points[index], self.normals[index], torch.rand(k, 3, device=self.device) * 2 - 1
 
@@ -104,10 +112,10 @@ class FitSdf(Task):
             "sdf": values[:k].abs().sum() / total,
             "normal": (1 - F.cosine_similarity(grad[:k], normals, dim=-1)).sum() / total,
             "eikonal": (grad.norm(dim=-1) - 1).abs().mean(),
-            "off_surface": torch.exp(-c["alpha"] * values[k:].abs()).sum() / total,
+            "off_surface": torch.exp(-c.alpha * values[k:].abs()).sum() / total,
         }
-        loss = (c["weight_sdf"] * terms["sdf"] + c["weight_normal"] * terms["normal"]
-                + c["weight_eikonal"] * terms["eikonal"] + c["weight_off"] * terms["off_surface"])
+        loss = (c.weight_sdf * terms["sdf"] + c.weight_normal * terms["normal"]
+                + c.weight_eikonal * terms["eikonal"] + c.weight_off * terms["off_surface"])
         return loss, {name: value.detach() for name, value in terms.items()}
 
     def sdf(self, coords: Tensor) -> Tensor:
@@ -119,7 +127,7 @@ class FitSdf(Task):
         """The zero level set in the unit frame; NoSurfaceError if the network has no zero crossing."""
         self.model.eval()
         try:
-            volume = sdf_volume(self.sdf, resolution, self.config["chunk"], self.device, progress)
+            volume = sdf_volume(self.sdf, resolution, self.config.chunk, self.device, progress)
         finally:
             self.model.train()
         return extract_mesh(volume)
@@ -127,7 +135,7 @@ class FitSdf(Task):
     def surface_fit(self) -> tuple[float, float]:
         """Mean |f| and mean cos(grad f, normal) at the evaluation points."""
         abs_sdf, cos = [], []
-        for index in self.eval_index.split(max(1, self.config["chunk"] // 4)):
+        for index in self.eval_index.split(max(1, self.config.chunk // 4)):
             with torch.enable_grad():  # autograd networks need it; the SIREN path is forward-mode
                 y, jacobian, _ = diff.value_and_derivatives(self.model, self.points[index], order=1)
             abs_sdf.append(y.detach().abs().reshape(-1))
@@ -138,7 +146,7 @@ class FitSdf(Task):
         abs_sdf, cos = self.surface_fit()
         metrics = {"surface_abs_sdf": abs_sdf, "surface_normal_cos": cos}
         try:
-            self.eval_mesh = self.mesh(self.config["eval_resolution"])
+            self.eval_mesh = self.mesh(self.config.eval_resolution)
         except NoSurfaceError:
             self.eval_mesh = None
             return metrics
@@ -166,20 +174,20 @@ class FitSdf(Task):
         writer.add_image("sdf_slices", self.slices(), step)
         if self.eval_mesh is not None:
             writer.add_image("mesh", render_mesh(self.eval_mesh, View.framing(self.eval_mesh.vertices),
-                                                 min(256, self.config["render_size"])), step)
+                                                 min(256, self.config.render_size)), step)
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
         paths = [out_dir / "sdf_slices.png"]
         save_image(self.slices(), paths[0])
         try:
-            mesh = self.mesh(self.config["mesh_resolution"], progress=not self.config.get("no_progress", False))
+            mesh = self.mesh(self.config.mesh_resolution, progress=self.config.engine.progress)
         except NoSurfaceError as err:
             print(f"hypersiren: warning: {err}; wrote no mesh.ply", file=sys.stderr)
             return paths
         mesh = Mesh(self.frame.from_unit(mesh.vertices), mesh.faces)
         paths += [out_dir / "mesh.ply", out_dir / "mesh.png"]
         write_ply(paths[1], mesh)
-        save_image(render_mesh(mesh, View.framing(mesh.vertices), self.config["render_size"]), paths[2])
+        save_image(render_mesh(mesh, View.framing(mesh.vertices), self.config.render_size), paths[2])
         return paths
 
 

@@ -4,42 +4,41 @@ Frame index, row and column each map to [-1, 1]; RGB values map from [0, 1] to [
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from hypersiren.config import non_negative_int, option, override, positive_int
 from hypersiren.data.image import fit_size, from_unit, save_image, to_unit
 from hypersiren.data.video import load_video, save_video
-from hypersiren.tasks.base import non_negative_int, positive_int
+from hypersiren.engine import EngineConfig
+from hypersiren.registry import TASKS
 from hypersiren.tasks.signal_fit import SignalFit
 from hypersiren.viz import side_by_side, stack_rows
 
 STRIP_FRAMES = 8  # frames shown in the frame strip and TensorBoard grid
 
 
+@TASKS.register
 class FitVideo(SignalFit):
     name = "video"
     kind = "fit/video"
     description = "fit a video (MP4 or anything FFmpeg decodes) as a function of frame, row and column"
-    defaults = {"steps": 1000, "lr": 1e-4}
-    batch_points = 65536
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("input", help="video file (MP4 or any container/codec FFmpeg decodes)")
-        parser.add_argument("--size", type=positive_int, default=64,
-                            help="longer side of each frame in pixels after resizing (default: 64)")
-        parser.add_argument("--frames", type=non_negative_int, default=0,
-                            help="fit only the first N frames (default: 0 = every frame)")
-        parser.add_argument("--render-size", type=non_negative_int, default=0,
-                            help="longer side of the rendered frames in fit.mp4 and fit_frames.png; "
-                                 "any resolution works (default: 0 = --size)")
-        super().add_arguments(parser)
+    @dataclass(frozen=True, kw_only=True)
+    class Config(SignalFit.Config):
+        input: str = option(help="video file (MP4 or any container/codec FFmpeg decodes)", positional=True)
+        size: int = option(64, "longer side of each frame in pixels after resizing", check=positive_int)
+        frames: int = option(0, "fit only the first N frames, 0 = every frame", check=non_negative_int)
+        render_size: int = option(0, "longer side of the rendered frames in fit.mp4 and fit_frames.png; any "
+                                     "resolution works, 0 = --size", check=non_negative_int)
+        batch_points: int = override(SignalFit.Config, "batch_points", 65536)
+        engine: EngineConfig = EngineConfig(steps=1000)
 
     def load_signal(self) -> Tensor:
-        self.frames, self.fps = load_video(self.config["input"], self.config["frames"], self.config["size"])
+        self.frames, self.fps = load_video(self.config.input, self.config.frames, self.config.size)
         return from_unit(self.frames).permute(0, 2, 3, 1)
 
     def fit_frames(self, frame_shape: tuple[int, int] | None = None) -> Tensor:
@@ -57,7 +56,7 @@ class FitVideo(SignalFit):
         writer.add_image("frames_fit_over_ground_truth", stack_rows(strips), step)
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
-        size = self.config["render_size"] or self.config["size"]
+        size = self.config.render_size or self.config.size
         fit = self.fit_frames(fit_size(*self.shape[1:], size))
         paths = [out_dir / "fit.mp4", out_dir / "fit_frames.png", out_dir / "ground_truth_frames.png"]
         save_video(fit, paths[0], self.fps)

@@ -9,84 +9,87 @@ a second-order finite-difference solution on a fine grid at ``--frames`` times.
 """
 from __future__ import annotations
 
-import argparse
-import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from hypersiren.config import non_negative_float, option, positive_float, positive_int
 from hypersiren.data.grid import grid
 from hypersiren.data.image import save_image
 from hypersiren.diff import value_and_derivatives
+from hypersiren.engine import EngineConfig
 from hypersiren.errors import InputError
+from hypersiren.nn import NetworkConfig, build_model
 from hypersiren.pde import gaussian_pulse, leapfrog_wave, wave_residual
-from hypersiren.tasks.base import Task, add_model_arguments, model_from_config, non_negative_float, positive_float, positive_int
+from hypersiren.registry import TASKS
+from hypersiren.tasks.base import Task, TaskConfig
 from hypersiren.viz import colormap, normalize, side_by_side, stack_rows
 
 MAX_PULSE_WIDTH = 0.25  # so the pulse is < 4e-4 at the edges, where the Dirichlet condition holds
 
 
+@TASKS.register
 class Wave(Task):
     name = "wave"
     kind = "pde/wave"
     description = "2-D wave equation from a Gaussian pulse at rest, time curriculum; vs finite differences"
-    defaults = {"steps": 2000, "lr": 1e-4}
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--speed", type=positive_float, default=1.0, help="wave speed c in domain units per unit time (default: 1)")
-        parser.add_argument("--duration", type=positive_float, default=1.0, help="end time T (default: 1)")
-        parser.add_argument("--pulse-width", type=positive_float, default=0.1,
-                            help=f"standard deviation of the initial Gaussian pulse, at most {MAX_PULSE_WIDTH} (default: 0.1)")
-        parser.add_argument("--batch-points", type=positive_int, default=4096, help="residual points per step (default: 4096)")
-        parser.add_argument("--initial-points", type=positive_int, default=1024, help="points at t = 0 per step (default: 1024)")
-        parser.add_argument("--boundary-points", type=positive_int, default=512, help="points on the edges per step (default: 512)")
-        parser.add_argument("--condition-weight", type=positive_float, default=1.0,
-                            help="weight of the initial and boundary terms against the residual (default: 1)")
-        parser.add_argument("--curriculum", type=non_negative_float, default=0.5,
-                            help="fraction of the steps over which the time window grows to T, 0 = off (default: 0.5)")
-        parser.add_argument("--frames", type=positive_int, default=5, help="evaluation times linspace(0, T, frames), >= 2 (default: 5)")
-        parser.add_argument("--reference-size", type=positive_int, default=257,
-                            help="nodes per side of the finite-difference reference grid, >= 17 (default: 257)")
-        add_model_arguments(parser, first_omega=30.0)
+    @dataclass(frozen=True, kw_only=True)
+    class Config(NetworkConfig, TaskConfig):
+        speed: float = option(1.0, "wave speed c in domain units per unit time", check=positive_float)
+        duration: float = option(1.0, "end time T", check=positive_float)
+        pulse_width: float = option(0.1, f"standard deviation of the initial Gaussian pulse, at most {MAX_PULSE_WIDTH}",
+                                    check=positive_float)
+        batch_points: int = option(4096, "residual points per step", check=positive_int)
+        initial_points: int = option(1024, "points at t = 0 per step", check=positive_int)
+        boundary_points: int = option(512, "points on the edges per step", check=positive_int)
+        condition_weight: float = option(1.0, "weight of the initial and boundary terms against the residual",
+                                         check=positive_float)
+        curriculum: float = option(0.5, "fraction of the steps over which the time window grows to T, 0 = off",
+                                   check=non_negative_float)
+        frames: int = option(5, "evaluation times linspace(0, T, frames), >= 2", check=positive_int)
+        reference_size: int = option(257, "nodes per side of the finite-difference reference grid, >= 17",
+                                     check=positive_int)
+        engine: EngineConfig = EngineConfig(steps=2000)
 
-    def __init__(self, config: dict[str, Any], device: torch.device):
+        def __post_init__(self):
+            super().__post_init__()
+            if not self.pulse_width <= MAX_PULSE_WIDTH:
+                raise InputError(f"--pulse-width must be in (0, {MAX_PULSE_WIDTH}], got {self.pulse_width}")
+            if not self.curriculum <= 1:
+                raise InputError(f"--curriculum must be a fraction in [0, 1], got {self.curriculum}")
+            if self.frames < 2:
+                raise InputError(f"--frames must be at least 2, got {self.frames}")
+            if self.reference_size < 17:
+                raise InputError(f"--reference-size must be at least 17 nodes, got {self.reference_size}")
+
+    def __init__(self, config: Config, device: torch.device | str | None = None):
         super().__init__(config, device)
-        if not 0 < config["pulse_width"] <= MAX_PULSE_WIDTH:
-            raise InputError(f"--pulse-width must be in (0, {MAX_PULSE_WIDTH}], got {config['pulse_width']}")
-        if not 0 <= config["curriculum"] <= 1:
-            raise InputError(f"--curriculum must be a fraction in [0, 1], got {config['curriculum']}")
-        if config["frames"] < 2:
-            raise InputError(f"--frames must be at least 2, got {config['frames']}")
-        if config["reference_size"] < 17:
-            raise InputError(f"--reference-size must be at least 17 nodes, got {config['reference_size']}")
-        for key in ("speed", "duration"):
-            if not 0 < config[key] < math.inf:
-                raise InputError(f"--{key} must be a positive finite number, got {config[key]}")
-        self.speed, self.duration, self.width = float(config["speed"]), float(config["duration"]), float(config["pulse_width"])
+        self.speed, self.duration, self.width = float(config.speed), float(config.duration), float(config.pulse_width)
         self.tau = self.width / self.speed
-        n = config["reference_size"]
+        n = config.reference_size
         self.space = grid(n, n)
         initial = gaussian_pulse(self.space.double(), self.width).reshape(n, n).numpy()
-        self.times = torch.linspace(0, self.duration, config["frames"]).tolist()
-        self.reference = torch.from_numpy(leapfrog_wave(initial, self.speed, self.duration, config["frames"])).float()
-        self.model, self._meta = model_from_config(config, 3, 1)
-        self.model.to(device)
+        self.times = torch.linspace(0, self.duration, config.frames).tolist()
+        self.reference = torch.from_numpy(leapfrog_wave(initial, self.speed, self.duration, config.frames)).float()
+        self._meta = config.network_meta(3, 1)
+        self.model = build_model(**self._meta).to(self.device)
 
     def model_meta(self) -> dict[str, Any]:
         return self._meta
 
     def time_window(self, step: int) -> float:
         """The largest time sampled at ``step`` under the curriculum."""
-        ramp = self.config["curriculum"] * self.config["steps"]
+        ramp = self.config.curriculum * self.config.engine.steps
         return self.duration if ramp == 0 else self.duration * min(1.0, (step + 1) / ramp)
 
     def batch(self, step: int) -> dict[str, Tensor]:
         """Points (t, x, y): ``interior`` for the residual, ``initial`` at t = 0, ``boundary`` on the edges."""
         t_max, dev = self.time_window(step), self.device
-        n, m, b = self.config["batch_points"], self.config["initial_points"], self.config["boundary_points"]
+        n, m, b = self.config.batch_points, self.config.initial_points, self.config.boundary_points
         interior = torch.cat([torch.rand(n, 1, device=dev) * t_max, torch.rand(n, 2, device=dev) * 2 - 1], dim=1)
         initial = torch.cat([torch.zeros(m, 1, device=dev), torch.rand(m, 2, device=dev) * 2 - 1], dim=1)
         edge = torch.rand(b, 2, device=dev) * 2 - 1
@@ -102,13 +105,13 @@ class Wave(Task):
         target = gaussian_pulse(batch["initial"][:, 1:], self.width)
         initial = (u0[:, 0].float() - target).square().mean() + (jac0[:, 0, 0].float() * self.tau).square().mean()
         boundary = model(batch["boundary"]).float().square().mean()
-        loss = residual + self.config["condition_weight"] * (initial + boundary)
+        loss = residual + self.config.condition_weight * (initial + boundary)
         return loss, {"residual": residual.detach(), "initial": initial.detach(), "boundary": boundary.detach()}
 
     @torch.no_grad()
     def frames(self) -> Tensor:
         """The network's field at the evaluation times on the reference grid: (frames, n, n)."""
-        n = self.config["reference_size"]
+        n = self.config.reference_size
         self.model.eval()
         out = []
         for t in self.times:

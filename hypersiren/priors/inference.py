@@ -1,0 +1,57 @@
+"""Using any trained prior: encode a context, render a code at any resolution, complete images.
+
+The one inference path of hypersiren: ``HyperSiren``, the ``complete`` / ``eval prior`` / ``demo`` commands, the
+face-prior task's metrics and the ``eval/`` scripts all call these. Images here are (B, 3, R, R) in [0, 1]
+("unit"), masks (B, R, R) bool with True = known; only known pixels are read.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hypersiren.data.grid import grid
+from hypersiren.data.image import from_unit, to_unit
+from hypersiren.priors.base import FunctionPrior
+
+MAX_POINTS = 1 << 20  # coordinates evaluated per network call when rendering (over the whole batch)
+
+
+def encode(prior: FunctionPrior, images_unit: Tensor, masks: Tensor, refine_steps: int = 0, *, lr: float = 1e-2,
+           penalty: float = 1e-2, weights: bool = False) -> Any:
+    """The prior's code of each image's context, optionally refined on it (``hypersiren.priors.refine``):
+    ``refine_steps`` Adam steps with learning rate ``lr`` and ``penalty``; ``weights`` refines the SIREN a
+    hypernetwork generates instead of its latent (the code is then that SIREN)."""
+    images = from_unit(images_unit)
+    with torch.no_grad():
+        code = prior.infer(images, masks)
+    if refine_steps or weights:
+        from hypersiren.priors.refine import refine
+
+        code = refine(prior, code, images, masks, refine_steps, lr, penalty, weights)
+    return code
+
+
+def batch_size(code: Any) -> int:
+    """How many images a code (a tensor or a nested dict of tensors) describes."""
+    return code.shape[0] if isinstance(code, Tensor) else batch_size(next(iter(code.values())))
+
+
+@torch.no_grad()
+def render(prior: FunctionPrior, code: Any, resolution: int, max_points: int = MAX_POINTS) -> Tensor:
+    """The images (B, 3, r, r) in [0, 1] that ``code`` describes at any resolution r, evaluated in chunks of at
+    most ``max_points`` coordinates over the batch, on the prior's device."""
+    batch = batch_size(code)
+    coords = grid(resolution, resolution, device=next(prior.parameters()).device)
+    chunk = max(1, max_points // batch)
+    parts = [prior.render(code, coords[i:i + chunk].expand(batch, -1, -1)) for i in range(0, len(coords), chunk)]
+    return to_unit(torch.cat(parts, dim=1).transpose(1, 2).reshape(batch, -1, resolution, resolution))
+
+
+def complete(prior: FunctionPrior, images_unit: Tensor, masks: Tensor, resolution: int | None = None,
+             refine_steps: int = 0, **refinement) -> Tensor:
+    """Completions (B, 3, r, r) in [0, 1] of images (B, 3, R, R) in [0, 1] from their known pixels, rendered at
+    ``resolution`` r (default R); ``refine_steps`` and ``refinement`` (lr, penalty, weights) as in ``encode``."""
+    code = encode(prior, images_unit, masks, refine_steps, **refinement)
+    return render(prior, code, resolution or images_unit.shape[-1]).to(images_unit.device)
