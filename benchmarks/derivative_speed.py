@@ -18,16 +18,15 @@ traced by tracemalloc, and the process's peak RSS is dominated by torch itself a
     python benchmarks/derivative_speed.py              # 256x256, SIREN 256x3 (the paper's setting)
     python benchmarks/derivative_speed.py --quick      # 64x64, a few steps
 """
-from __future__ import annotations
-
-import argparse
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 
-from hypersiren import diff
+from hypersiren import diff, experiments
+from hypersiren.config import Config, non_negative_int, option, positive_int
 from hypersiren.data.grid import grid
 from hypersiren.nn import Siren
 from hypersiren.runtime import resolve_device, tune_allocator
@@ -43,6 +42,23 @@ METHODS = {
     "forward-hessian": lambda model, coords: diff.value_and_derivatives(model, coords)[2].sum(-1),
     "forward-laplacian": lambda model, coords: diff.value_and_laplacian(model, coords)[2],
 }
+
+
+@dataclass(frozen=True, kw_only=True)
+class DerivativeSpeed(Config):
+    size: int = option(256, "grid side", check=positive_int)
+    hidden_features: int = option(256, "network width", check=positive_int)
+    hidden_layers: int = option(3, "hidden-to-hidden layers", check=non_negative_int)
+    steps: int = option(5, "timed steps per method", check=positive_int)
+    quick: bool = option(False, "64x64 grid, 3 steps")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    json: str | None = option(None, "also write the results to this JSON file")
+
+    def __post_init__(self):
+        if self.quick:  # frozen: the smoke test's settings replace the given ones
+            object.__setattr__(self, "size", 64)
+            object.__setattr__(self, "steps", 3)
+        super().__post_init__()
 
 
 class Fit:
@@ -85,18 +101,7 @@ class Fit:
         return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=256, help="grid side (default: 256)")
-    parser.add_argument("--hidden-features", type=int, default=256)
-    parser.add_argument("--hidden-layers", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per method (default: 5)")
-    parser.add_argument("--quick", action="store_true", help="64x64 grid, 3 steps")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.size, args.steps = 64, 3
+def run(args: DerivativeSpeed) -> None:
     device = resolve_device(args.device)
     tune_allocator()
     fit = Fit(args, device)
@@ -128,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.json, {"size": args.size, "hidden_features": args.hidden_features,
                                "hidden_layers": args.hidden_layers, "device": str(device), "threads": threads,
                                "steps": args.steps, "results": results})
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiments.main(DerivativeSpeed, run, argv, prog="derivative_speed")
 
 
 if __name__ == "__main__":

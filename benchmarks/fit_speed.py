@@ -22,8 +22,6 @@ allocation, compilation), minor page faults per step and PSNR (dB, values in [-1
     python benchmarks/fit_speed.py              # 500 steps per contender (long on a laptop CPU)
     python benchmarks/fit_speed.py --quick      # a smoke test: a few steps at 64x64
 """
-from __future__ import annotations
-
 import argparse
 import json
 import os
@@ -32,6 +30,11 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+
+from hypersiren import experiments
+from hypersiren.config import Config, non_negative_int, option, positive_int
+from hypersiren.errors import InputError
 
 ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1)}
 CONTENDERS = {  # name -> (worker kind, extra environment)
@@ -47,50 +50,46 @@ BASELINE = "siren-pytorch"
 PSNR_STEPS = (100, 300, 500)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=500, help="training steps per contender (default: 500)")
-    parser.add_argument("--size", type=int, default=256, help="image side in pixels (default: 256)")
-    parser.add_argument("--image", default="camera", help="image file or built-in name (default: camera)")
-    parser.add_argument("--hidden-features", type=int, default=256)
-    parser.add_argument("--hidden-layers", type=int, default=3, help="hidden-to-hidden layers (default: 3)")
-    parser.add_argument("--block", type=int, default=10, help="steps a contender runs per turn (default: 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed first steps per contender (default: 2)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads per worker (default: 0 = torch's choice)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--only", nargs="+", choices=list(CONTENDERS), help="run only these rows")
-    parser.add_argument("--compile", action="store_true", help="add the torch.compile row (compiles for a minute on CPU)")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 6 steps at 64x64")
-    parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.size, args.block, args.warmup = 6, 64, 3, 1
-    if min(args.steps, args.size, args.block, args.hidden_features) < 1 or args.hidden_layers < 0 or args.warmup < 0:
-        parser.error("--steps, --size, --block and --hidden-features must be positive, --hidden-layers and --warmup >= 0")
-    if args.warmup >= args.steps:
-        parser.error(f"--warmup ({args.warmup}) must be below --steps ({args.steps})")
-    return args
+@dataclass(frozen=True, kw_only=True)
+class FitSpeed(Config):
+    steps: int = option(500, "training steps per contender", check=positive_int)
+    size: int = option(256, "image side in pixels", check=positive_int)
+    image: str = option("camera", "image file or built-in name")
+    hidden_features: int = option(256, "network width", check=positive_int)
+    hidden_layers: int = option(3, "hidden-to-hidden layers", check=non_negative_int)
+    block: int = option(10, "steps a contender runs per turn", check=positive_int)
+    warmup: int = option(2, "untimed first steps per contender", check=non_negative_int)
+    threads: int = option(0, "torch threads per worker, 0 = torch's choice", check=non_negative_int)
+    device: str = option("cpu", "cpu or cuda")
+    only: tuple[str, ...] | None = option(None, "run only these rows", choices=tuple(CONTENDERS))
+    compile: bool = option(False, "add the torch.compile row (compiles for a minute on CPU)")
+    quick: bool = option(False, "smoke test: 6 steps at 64x64")
+    json: str | None = option(None, "also write the results to this JSON file")
+    worker: str | None = option(None, argparse.SUPPRESS)
+
+    def __post_init__(self):
+        if self.quick:  # frozen: the smoke test's settings replace the given ones before they are checked
+            for name, value in dict(steps=6, size=64, block=3, warmup=1).items():
+                object.__setattr__(self, name, value)
+        super().__post_init__()
+        if self.warmup >= self.steps:
+            raise InputError(f"--warmup ({self.warmup}) must be below --steps ({self.steps})")
 
 
 # ----------------------------------------------------------------------------------------------- workers
 
 
-def _task(args):
-    """The ``hypersiren fit image`` task exactly as the CLI builds it."""
-    import torch
-
+def _task(args: FitSpeed):
+    """The ``hypersiren fit image`` task of the benchmark's image, size and network."""
     from hypersiren.tasks.image import FitImage
 
-    parser = argparse.ArgumentParser()
-    FitImage.add_arguments(parser)
-    config = vars(parser.parse_args([args.image, "--size", str(args.size), "--hidden-features",
-                                     str(args.hidden_features), "--hidden-layers", str(args.hidden_layers)]))
-    return FitImage(config, torch.device(args.device))
+    return FitImage(FitImage.Config(input=args.image, size=args.size, hidden_features=args.hidden_features,
+                                    hidden_layers=args.hidden_layers), args.device)
 
 
 class Trainer:
-    """One contender: ``step()`` trains one step, ``psnr()`` evaluates the current fit."""
+    """One contender: ``step()`` trains one step (the engine's ``train_step`` on the ``fit image`` task, with our
+    network or siren-pytorch's), ``psnr()`` evaluates the current fit."""
 
     def __init__(self, kind: str, args):
         import torch
@@ -123,15 +122,9 @@ class Trainer:
         self.count = 0
 
     def step(self) -> None:
-        """The engine's inner step (engine.train): batch, task loss, zero_grad, backward, Adam step."""
-        if self.ours:
-            loss, _ = self.task.loss(self.model, self.task.batch(self.count))
-        else:
-            coords, target = self.task.batch(self.count)
-            loss = self.torch.mean((self.model(coords) - target) ** 2)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        from hypersiren.engine import train_step
+
+        train_step(self.task, self.model, self.optimizer, self.count)
         self.count += 1
 
     def psnr(self) -> float:
@@ -282,9 +275,7 @@ def table(workers: list[Worker], steps: int) -> tuple[str, dict]:
     return "\n".join(lines), results
 
 
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
+def run(args: FitSpeed, argv: list[str]) -> int:
     if args.worker:
         run_worker(args)
         return 0
@@ -314,8 +305,13 @@ def main(argv=None) -> int:
     if args.json:
         from hypersiren.io import write_json
 
-        write_json(args.json, {"args": {k: v for k, v in vars(args).items() if k != "worker"}, "results": results})
+        write_json(args.json, {"args": {k: v for k, v in args.to_dict().items() if k != "worker"}, "results": results})
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return experiments.main(FitSpeed, lambda config: run(config, argv), argv, prog="fit_speed")
 
 
 if __name__ == "__main__":

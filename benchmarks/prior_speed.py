@@ -14,72 +14,76 @@ the configurations named by ``--budget-configs``, each for the same wall-clock b
     python benchmarks/prior_speed.py --data /path/to/faces --val-fraction 0.125 --minutes 20
     python benchmarks/prior_speed.py --quick                                    # smoke test (seconds)
 """
-from __future__ import annotations
-
-import argparse
 import json
 import statistics
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-CONFIGS = {  # name -> options of ``hypersiren train prior`` that differ from the paper's
+from hypersiren import experiments
+from hypersiren.config import Config, non_negative_float, non_negative_int, option, positive_float, positive_int
+from hypersiren.tasks.face_prior import FacePrior
+
+CONFIGS = {  # name -> changes to the paper's face-prior config (``BASE``)
     "paper: full hypernet, all pixels": {},
-    "paper, torch's default (foreach) Adam": {"unfused_adam": True},
+    "paper, torch's default (foreach) Adam": {},
     "full hypernet, 256 target pixels": {"target_pixels": 256},
-    "light hypernet, all pixels": {"hypernet": "light"},
-    "light hypernet, 256 target pixels": {"hypernet": "light", "target_pixels": 256},
-    "light hypernet, 256 target pixels, batch 32": {"hypernet": "light", "target_pixels": 256, "batch_size": 32},
+    "light hypernet, all pixels": {"prior": {"hypernet": "light"}},
+    "light hypernet, 256 target pixels": {"prior": {"hypernet": "light"}, "target_pixels": 256},
+    "light hypernet, 256 target pixels, batch 32": {"prior": {"hypernet": "light"}, "target_pixels": 256,
+                                                    "batch_size": 32},
 }
 PAPER = "paper: full hypernet, all pixels"
-BASE = dict(data=None, resolution=32, val_fraction=0.1, max_train=0, eval_images=100, batch_size=100, target_pixels=0,
-            flip=False, method="hypernet", encoder="set", activation="relu", hypernet="full", no_progress=True)
+UNFUSED_ADAM = "paper, torch's default (foreach) Adam"
+BASE = FacePrior.Config(engine={"summary_every": 0, "progress": False})  # set encoder (ReLU), full hypernet
+QUICK_PRIOR = {"hidden_features": 16, "hidden_layers": 1, "latent_dim": 8}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=None, help="faces folder (default: scikit-image's LFW faces)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out share of the folder (default: 0.1)")
-    parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=100, help="batch of the step-time table (default: 100)")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration (default: 5)")
-    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS)[:5],
-                        help="configurations of the step-time table")
-    parser.add_argument("--minutes", type=float, default=0.0, help="training budget per configuration for part 2 (0: skip)")
-    parser.add_argument("--budget-configs", nargs="+", choices=list(CONFIGS),
-                        default=[PAPER, "light hypernet, 256 target pixels, batch 32"],
-                        help="configurations trained for the budget (default: the paper's and hypersiren's best)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate of part 2 (default: train prior's)")
-    parser.add_argument("--out", default="runs/prior-speed", help="run directories and results.json")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 16 x 16, tiny batch, 2 steps, 0.1 min")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.resolution, args.batch_size, args.steps = 16, 8, 2
-        args.minutes = args.minutes or 0.05
-    return args
+@dataclass(frozen=True, kw_only=True)
+class PriorSpeed(Config):
+    data: str | None = option(None, "faces folder (default: scikit-image's LFW faces)")
+    val_fraction: float = option(0.1, "held-out share of the folder", check=positive_float)
+    resolution: int = option(32, "face resolution", check=positive_int)
+    batch_size: int = option(100, "batch of the step-time table", check=positive_int)
+    steps: int = option(5, "timed steps per configuration", check=non_negative_int)
+    configs: tuple[str, ...] = option(tuple(CONFIGS)[:5], "configurations of the step-time table",
+                                      choices=tuple(CONFIGS))
+    minutes: float = option(0.0, "training budget per configuration for part 2, 0 = skip", check=non_negative_float)
+    budget_configs: tuple[str, ...] = option((PAPER, "light hypernet, 256 target pixels, batch 32"),
+                                             "configurations trained for the budget (default: the paper's and "
+                                             "hypersiren's best)", choices=tuple(CONFIGS))
+    lr: float | None = option(None, "learning rate of part 2 (default: train prior's)", check=positive_float)
+    out: str = option("runs/prior-speed", "run directories and results.json")
+    quick: bool = option(False, "smoke test: 16 x 16, tiny batch, 2 steps, 0.05 min")
+
+    def __post_init__(self):
+        if self.quick:  # frozen: the smoke test's settings replace the given ones before they are checked
+            for name, value in dict(resolution=16, batch_size=8, steps=2, minutes=self.minutes or 0.05).items():
+                object.__setattr__(self, name, value)
+        super().__post_init__()
+
+    def prior(self, name: str, batch_size: int | None = None) -> FacePrior.Config:
+        """The face-prior config of one row: the configuration's changes on the benchmark's data and size."""
+        config = BASE.replace(data=self.data, val_fraction=self.val_fraction, resolution=self.resolution,
+                              batch_size=self.batch_size).replace(**CONFIGS[name])
+        return config.replace(batch_size=batch_size) if batch_size else config
 
 
-def config_of(name: str, args: argparse.Namespace, batch_size: int | None = None) -> dict:
-    config = {**BASE, "data": args.data, "val_fraction": args.val_fraction, "resolution": args.resolution,
-              "batch_size": args.batch_size, **CONFIGS[name]}
-    if batch_size:
-        config["batch_size"] = batch_size
-    return config
-
-
-def step_times(args: argparse.Namespace) -> dict[str, dict]:
-    """Median seconds per training step of each configuration at the same batch size, interleaved."""
-    from hypersiren.engine import make_optimizer
+def step_times(args: PriorSpeed) -> dict[str, dict]:
+    """Median seconds per training step (the engine's ``train_step``) of each configuration at the same batch
+    size, interleaved."""
+    from hypersiren.engine import make_optimizer, train_step
     from hypersiren.runtime import seed_everything, tune_allocator
-    from hypersiren.tasks.face_prior import FacePrior
 
     tune_allocator()
     runs = {}
     for name in args.configs:
         seed_everything(0)
-        task = FacePrior(config_of(name, args, args.batch_size), torch.device("cpu"))
-        optimizer = (torch.optim.Adam(task.parameters(), lr=5e-5) if CONFIGS[name].get("unfused_adam")
+        task = FacePrior(args.prior(name, args.batch_size), torch.device("cpu"))
+        optimizer = (torch.optim.Adam(task.parameters(), lr=5e-5) if name == UNFUSED_ADAM
                      else make_optimizer(task.parameters(), 5e-5))  # the engine's (fused where supported)
         runs[name] = (task, optimizer, [])
     names = list(runs)
@@ -87,11 +91,7 @@ def step_times(args: argparse.Namespace) -> dict[str, dict]:
         for name in names[round_ % len(names):] + names[: round_ % len(names)]:
             task, optimizer, times = runs[name]
             tick, cpu = time.perf_counter(), time.process_time()
-            loss, _ = task.loss(task.model, task.batch(round_))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(task.parameters(), 1.0)
-            optimizer.step()
+            train_step(task, task.model, optimizer, round_, clip_grad=1.0)
             if round_:
                 times.append((time.perf_counter() - tick, time.process_time() - cpu))
     return {name: {"sec_per_step": statistics.median(t for t, _ in times),
@@ -100,31 +100,22 @@ def step_times(args: argparse.Namespace) -> dict[str, dict]:
             for name, (task, _, times) in runs.items()}
 
 
-def budget_runs(args: argparse.Namespace) -> dict[str, dict]:
-    """Train each budget configuration for ``args.minutes`` with ``hypersiren train prior``; held-out metrics."""
-    from hypersiren.cli import main as hypersiren
-
+def budget_runs(args: PriorSpeed) -> dict[str, dict]:
+    """Train each budget configuration for ``args.minutes`` like ``hypersiren train prior``; held-out metrics."""
     results = {}
     for i, name in enumerate(args.budget_configs):
-        config = config_of(name, args, None if args.quick else CONFIGS[name].get("batch_size"))
-        out = Path(args.out) / f"budget-{i}"
-        command = ["train", "prior", "--resolution", str(config["resolution"]), "--batch-size", str(config["batch_size"]),
-                   "--hypernet", config["hypernet"], "--target-pixels", str(config["target_pixels"]),
-                   "--val-fraction", str(args.val_fraction), "--steps", "10000000", "--minutes", str(args.minutes),
-                   "--summary-every", "0", "--out", str(out), "--no-progress", *(["--data", args.data] if args.data else []),
-                   *(["--lr", str(args.lr)] if args.lr else [])]
+        config = args.prior(name).replace(out=str(Path(args.out) / f"budget-{i}"), engine={
+            "steps": 10_000_000, "minutes": args.minutes, **({"lr": args.lr} if args.lr else {})})
         if args.quick:
-            command += ["--hidden-features", "16", "--hidden-layers", "1", "--latent-dim", "8", "--eval-images", "8"]
-        print("hypersiren " + " ".join(command), flush=True)
-        if hypersiren(command):
-            raise SystemExit(f"training {name} failed")
-        metrics = json.loads((out / "metrics.json").read_text())
+            config = config.replace(prior=config.prior.replace(**QUICK_PRIOR), eval_images=8)
+        print(f"{name}: train prior into {config.out}", flush=True)
+        _, metrics = experiments.train(FacePrior, config)
         results[name] = {k: metrics[k] for k in metrics if k.startswith("psnr_") or k in ("steps", "sec_per_step", "params")}
-        results[name]["batch_size"] = config["batch_size"]
+        results[name]["batch_size"] = config.batch_size
     return results
 
 
-def markdown(speed: dict, budget: dict, args: argparse.Namespace) -> str:
+def markdown(speed: dict, budget: dict, args: PriorSpeed) -> str:
     lines = [] if not speed else [f"Training step at batch {args.batch_size}, {args.resolution}x{args.resolution} faces "
              f"(median of {args.steps} interleaved steps, {torch.get_num_threads()} threads; CPU s = process CPU "
              "time, which machine load inflates less than wall time):", "",
@@ -145,18 +136,20 @@ def markdown(speed: dict, budget: dict, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run(args: PriorSpeed) -> None:
     speed = step_times(args) if args.steps else {}
     budget = budget_runs(args) if args.minutes else {}
     table = markdown(speed, budget, args)
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"step_time": speed, "budget": budget, "args": vars(args)}, indent=2))
+    (out / "results.json").write_text(json.dumps({"step_time": speed, "budget": budget, "args": args.to_dict()}, indent=2))
     (out / "results.md").write_text(table + "\n")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiments.main(PriorSpeed, run, argv, prog="prior_speed")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

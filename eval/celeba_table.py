@@ -2,67 +2,80 @@
 
     python eval/celeba_table.py --data /path/to/celeba-faces/images --out runs/celeba-table --minutes 45
 
-For each encoder (``--encoders``, default: set and cnn) it trains a prior with ``train/celeba_prior.py`` (the
-paper's configuration, or hypersiren's faster design with ``--fast``) for ``--minutes`` of wall-clock time (or
-reuses OUT/<encoder> with ``--reuse``), evaluates it with ``hypersiren eval prior`` on the held-out split
-(``--val-fraction`` 0.125 of 800 faces = 100) and writes OUT/table.md: MSE, PSNR and SSIM per context beside the
-paper's Table 1 MSEs (which were measured after training on all of CelebA's 162k training faces).
+For each encoder (``--encoders``, default: set and cnn) it trains a prior with the paper's configuration
+(``hypersiren.tasks.face_prior.PAPER``, as ``train/celeba_prior.py``; hypersiren's faster design with
+``--fast``) for ``--minutes`` of wall-clock time (or reuses OUT/<encoder> with ``--reuse``), evaluates it like
+``hypersiren eval prior`` on the held-out split (``--val-fraction`` 0.125 of 800 faces = 100) into
+OUT/<encoder>/eval and writes OUT/table.md: MSE, PSNR and SSIM per context beside the paper's Table 1 MSEs (which
+were measured after training on all of CelebA's 162k training faces).
 """
-from __future__ import annotations
-
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-
-from celeba_prior import main as train_prior  # noqa: E402  (train/celeba_prior.py)
-from hypersiren.cli import main as hypersiren  # noqa: E402
-from hypersiren.evaluation import PAPER_TABLE1, SETTINGS  # noqa: E402
+from hypersiren import experiments
+from hypersiren.config import Config, option, positive_float
+from hypersiren.evaluation import PAPER_TABLE1, SETTINGS, evaluate_prior, write_evaluation
+from hypersiren.io import atomic_write
+from hypersiren.tasks.face_prior import FAST, PAPER, FacePrior
 
 PAPER_COLUMN = {"set": "sine set encoder", "cnn": "CNN encoder"}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="folder of faces (e.g. /work/shared/data/celeba-faces/images)")
-    parser.add_argument("--out", default="runs/celeba-table")
-    parser.add_argument("--encoders", nargs="+", choices=("set", "cnn"), default=["set", "cnn"])
-    parser.add_argument("--minutes", type=float, default=45.0, help="training budget per encoder (default: 45)")
-    parser.add_argument("--val-fraction", type=float, default=0.125, help="held-out share (default: 0.125 = 100 of 800)")
-    parser.add_argument("--fast", action="store_true", help="hypersiren's faster design instead of the paper's")
-    parser.add_argument("--reuse", action="store_true", help="evaluate existing runs in OUT instead of training")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+@dataclass(frozen=True, kw_only=True)
+class CelebaTable(Config):
+    data: str = option(help="folder of faces (e.g. /work/shared/data/celeba-faces/images)")
+    out: str = option("runs/celeba-table", "output directory, one run directory per encoder")
+    encoders: tuple[str, ...] = option(("set", "cnn"), "context encoders", choices=("set", "cnn"))
+    minutes: float = option(45.0, "training budget per encoder", check=positive_float)
+    val_fraction: float = option(0.125, "held-out share (0.125 = 100 of 800)", check=positive_float)
+    fast: bool = option(False, "hypersiren's faster design instead of the paper's")
+    reuse: bool = option(False, "evaluate existing runs in OUT instead of training")
+
+    def prior(self, encoder: str) -> FacePrior.Config:
+        """The training config of one encoder: the paper's (or the fast design), for ``minutes`` of training."""
+        preset = FAST if self.fast else PAPER
+        return preset.replace(data=self.data, out=str(Path(self.out) / encoder), val_fraction=self.val_fraction,
+                              prior=preset.prior.replace(encoder=encoder),
+                              engine={"steps": 10_000_000, "minutes": self.minutes, "progress": False})
+
+
+def evaluate(config: CelebaTable, run: Path) -> dict:
+    """``hypersiren eval prior`` of the run's checkpoint on the held-out faces, into RUN/eval."""
+    from hypersiren.data.faces import load_faces
+    from hypersiren.prior import HyperSiren
+
+    prior = HyperSiren.load(run / "checkpoint.safetensors")
+    faces = load_faces(config.data, "val", prior.resolution, val_fraction=config.val_fraction, progress=False)
+    metrics, examples = evaluate_prior(prior.prior, faces, progress=False)
+    write_evaluation(run / "eval", metrics, examples, faces)
+    return metrics
+
+
+def run(config: CelebaTable) -> None:
     rows = {}
-    for encoder in args.encoders:
-        run = out / encoder
-        if not (args.reuse and (run / "checkpoint.safetensors").is_file()):
-            status = train_prior(["--data", args.data, "--out", str(run), "--encoder", encoder, "--val-fraction",
-                                  str(args.val_fraction), "--steps", "10000000", *(["--fast"] if args.fast else []),
-                                  "--", "--minutes", str(args.minutes), "--summary-every", "500", "--no-progress"])
-            if status:
-                return status
-        status = hypersiren(["eval", "prior", "--checkpoint", str(run / "checkpoint.safetensors"), "--data", args.data,
-                             "--split", "val", "--val-fraction", str(args.val_fraction), "--out", str(run / "eval"),
-                             "--no-progress"])
-        if status:
-            return status
-        rows[encoder] = (json.loads((run / "eval" / "metrics.json").read_text()),
-                         json.loads((run / "metrics.json").read_text())["steps"])
-    lines = [f"Completion of {args.data}'s held-out faces ({args.val_fraction:g} hold-out), 32x32, after "
-             f"{args.minutes:g} min of training{' (fast design)' if args.fast else ''}; paper: Table 1, full CelebA.", "",
-             "| encoder | steps | context | MSE | PSNR (dB) | SSIM | paper MSE |", "|---|---:|---|---:|---:|---:|---:|"]
+    for encoder in config.encoders:
+        run_dir = Path(config.out) / encoder
+        if not (config.reuse and (run_dir / "checkpoint.safetensors").is_file()):
+            experiments.train(FacePrior, config.prior(encoder))
+        rows[encoder] = (evaluate(config, run_dir), json.loads((run_dir / "metrics.json").read_text())["steps"])
+    lines = [f"Completion of {config.data}'s held-out faces ({config.val_fraction:g} hold-out), 32x32, after "
+             f"{config.minutes:g} min of training{' (fast design)' if config.fast else ''}; paper: Table 1, full CelebA.",
+             "", "| encoder | steps | context | MSE | PSNR (dB) | SSIM | paper MSE |", "|---|---:|---|---:|---:|---:|---:|"]
     for encoder, (metrics, steps) in rows.items():
         for setting in SETTINGS:
             m = metrics[setting]
             lines.append(f"| {encoder} | {steps} | {setting} | {m['mse']:.4f} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
                          f"{PAPER_TABLE1[PAPER_COLUMN[encoder]][setting]:.3f} |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+    with atomic_write(Path(config.out) / "table.md", "w") as f:
+        f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiments.main(CelebaTable, run, argv, prog="celeba_table")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -11,20 +11,32 @@ completions against that of unconditional samples (lower = they honour the conte
 pairwise RMS difference) and the PSNR of the single predicted completion, of the average sampled one and of the
 best sampled one (all on held-out faces, training resolution, [0, 1] pixels).
 """
-from __future__ import annotations
-
-import argparse
-from pathlib import Path
+import sys
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from hypersiren import experiments
+from hypersiren.config import Config, non_negative_int, option, positive_float, positive_int
 from hypersiren.data.faces import load_faces
 from hypersiren.data.image import resize, save_image
 from hypersiren.evaluation import score_completions
 from hypersiren.io import prepare_output_dir, write_json
 from hypersiren.prior import HyperSiren
 from hypersiren.viz import side_by_side, stack_rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerativeFigure(Config):
+    checkpoint: str = option(help="prior checkpoint (hypernet or functa)")
+    data: str = option(help="the faces it was trained on (held-out split used here)")
+    val_fraction: float = option(0.1, "hold-out share used in training", check=positive_float)
+    out: str = option("runs/generative", "output directory")
+    resolution: int = option(64, "rendering resolution of the pictures", check=positive_int)
+    num: int = option(6, "sampled completions per face", check=positive_int)
+    faces: int = option(20, "held-out faces for the numbers", check=positive_int)
+    seed: int = option(0, "random seed", check=non_negative_int)
 
 
 def context_mse(images: Tensor, truth: Tensor, masks: Tensor) -> Tensor:
@@ -55,25 +67,15 @@ def completion_numbers(prior: HyperSiren, faces: Tensor, context: dict, num: int
             "psnr_samples": psnr.mean().item()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="prior checkpoint (hypernet or functa)")
-    parser.add_argument("--data", required=True, help="the faces it was trained on (held-out split used here)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="hold-out share used in training (default: 0.1)")
-    parser.add_argument("--out", default="runs/generative")
-    parser.add_argument("--resolution", type=int, default=64, help="rendering resolution of the pictures (default: 64)")
-    parser.add_argument("--num", type=int, default=6, help="sampled completions per face (default: 6)")
-    parser.add_argument("--faces", type=int, default=20, help="held-out faces for the numbers (default: 20)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    out = prepare_output_dir(args.out)
-    prior = HyperSiren.load(args.checkpoint)
+def run(config: GenerativeFigure) -> None:
+    out = prepare_output_dir(config.out)
+    prior = HyperSiren.load(config.checkpoint)
     if prior.density is None:
-        prior.fit_density(load_faces(args.data, "train", prior.resolution, val_fraction=args.val_fraction))
-    held_out = load_faces(args.data, "val", prior.resolution, val_fraction=args.val_fraction)
-    r = args.resolution
+        prior.fit_density(load_faces(config.data, "train", prior.resolution, val_fraction=config.val_fraction))
+    held_out = load_faces(config.data, "val", prior.resolution, val_fraction=config.val_fraction)
+    r = config.resolution
 
-    rows = [side_by_side(list(prior.sample(8, r, temperature=t, seed=args.seed).cpu())) for t in (1.0, 0.7, 0.4)]
+    rows = [side_by_side(list(prior.sample(8, r, temperature=t, seed=config.seed).cpu())) for t in (1.0, 0.7, 0.4)]
     save_image(stack_rows(rows), out / "samples.png")
 
     strips = []
@@ -85,16 +87,19 @@ def main(argv: list[str] | None = None) -> int:
 
     numbers = {"density": {"faces": prior.density.faces, "shrinkage": prior.density.gaussian.shrinkage,
                            "noise_rms": prior.density.noise, "latent_dim": prior.density.gaussian.dim},
-               "held_out_faces": min(args.faces, len(held_out)), "samples_per_face": args.num}
+               "held_out_faces": min(config.faces, len(held_out)), "samples_per_face": config.num}
     for name, context in (("100", dict(num_pixels=100)), ("half", dict(mask="half"))):
-        picture = prior.complete_samples_side_by_side(held_out[:4], **context, num=args.num, resolution=r, seed=args.seed)
+        picture = prior.complete_samples_side_by_side(held_out[:4], **context, num=config.num, resolution=r, seed=config.seed)
         save_image(picture, out / f"completions_{name}.png")
-        numbers[name] = completion_numbers(prior, held_out[: args.faces], context, args.num, args.seed)
+        numbers[name] = completion_numbers(prior, held_out[: config.faces], context, config.num, config.seed)
     write_json(out / "metrics.json", numbers)
     print(numbers)
     print(f"wrote {out}/ (samples.png, interpolations.png, completions_100.png, completions_half.png, metrics.json)")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiments.main(GenerativeFigure, run, argv, prog="generative_figure")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

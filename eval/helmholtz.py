@@ -2,31 +2,34 @@
 
     python eval/helmholtz.py --out runs/eval-helmholtz [--skip-training] [options of `hypersiren fit helmholtz`]
 
-Trains ``hypersiren fit helmholtz`` into ``--out`` (unknown options are passed on), or with ``--skip-training``
-reads the finished run there, then writes ``helmholtz_figure.png`` beside it: Re u of the network and of the exact
-field (i/4) H0^(1)(k r) on one colour scale, the error |u - u_exact|, and both along the line through the source;
-the PML is outlined. For a velocity model with an inclusion (no exact field) it shows Re u, Im u and |u|.
+Trains ``hypersiren fit helmholtz`` into ``--out`` (every option of the command applies), or with
+``--skip-training`` reads the finished run there, then writes ``helmholtz_figure.png`` beside it: Re u of the
+network and of the exact field (i/4) H0^(1)(k r) on one colour scale, the error |u - u_exact|, and both along the
+line through the source; the PML is outlined. For a velocity model with an inclusion (no exact field) it shows
+Re u, Im u and |u|.
 """
-from __future__ import annotations
-
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from hypersiren.cli.fit import fit_then_figure
-from hypersiren.io import atomic_write
+from hypersiren import experiments
+from hypersiren.config import option
 from hypersiren.tasks.helmholtz import Helmholtz
+from hypersiren.viz import pyplot, save_figure
 
 SIZE = 256
 
 
+@dataclass(frozen=True, kw_only=True)
+class HelmholtzFigure(Helmholtz.Config):
+    out: str = option("runs/eval-helmholtz", "run directory, where the figure goes too")
+    skip_training: bool = option(False, "use the finished run in --out")
+
+
 def figure(task: Helmholtz, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fit = task.field(SIZE).numpy()
     inner = 1 - task.pml.width
     extent = (-1, 1, 1, -1)
@@ -57,14 +60,17 @@ def figure(task: Helmholtz, path: Path) -> None:
     axes[3].set_title(f"profile through the source (k = {task.k:g})")
     axes[3].legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
-def run(argv: list[str]) -> int:
-    return fit_then_figure(argv, Helmholtz, figure, "helmholtz_figure.png", __doc__.splitlines()[0])
+def run(config: HelmholtzFigure) -> None:
+    experiments.train_then_figure(Helmholtz, experiments.task_config(Helmholtz, config), config.skip_training, figure,
+                                  Path(config.out) / "helmholtz_figure.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiments.main(HelmholtzFigure, run, argv, prog="helmholtz")
 
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:]))
+    sys.exit(main())

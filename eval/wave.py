@@ -2,28 +2,30 @@
 
     python eval/wave.py --out runs/eval-wave [--skip-training] [options of `hypersiren fit wave`]
 
-Trains ``hypersiren fit wave`` into ``--out`` (unknown options are passed on), or with ``--skip-training`` reads
-the finished run there, then writes ``wave_figure.png`` beside it: the network's field and the reference at the
-evaluation times (one colour scale per time, relative L2 error in each title) and both along y = 0.
+Trains ``hypersiren fit wave`` into ``--out`` (every option of the command applies), or with ``--skip-training``
+reads the finished run there, then writes ``wave_figure.png`` beside it: the network's field and the reference at
+the evaluation times (one colour scale per time, relative L2 error in each title) and both along y = 0.
 """
-from __future__ import annotations
-
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from hypersiren.cli.fit import fit_then_figure
-from hypersiren.io import atomic_write
+from hypersiren import experiments
+from hypersiren.config import option
 from hypersiren.tasks.wave import Wave
+from hypersiren.viz import pyplot, save_figure
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaveFigure(Wave.Config):
+    out: str = option("runs/eval-wave", "run directory, where the figure goes too")
+    skip_training: bool = option(False, "use the finished run in --out")
 
 
 def figure(task: Wave, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fit, reference = task.frames().numpy(), task.reference.numpy()
     n, columns = reference.shape[-1], len(task.times)
     fig, axes = plt.subplots(3, columns, figsize=(3 * columns, 8.6), squeeze=False)
@@ -41,14 +43,17 @@ def figure(task: Wave, path: Path) -> None:
         axes[2, i].set_title(f"through the centre, t = {t:.3g}", fontsize=9)
     axes[2, 0].legend(fontsize=7)
     fig.tight_layout()
-    with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
-def run(argv: list[str]) -> int:
-    return fit_then_figure(argv, Wave, figure, "wave_figure.png", __doc__.splitlines()[0])
+def run(config: WaveFigure) -> None:
+    experiments.train_then_figure(Wave, experiments.task_config(Wave, config), config.skip_training, figure,
+                                  Path(config.out) / "wave_figure.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiments.main(WaveFigure, run, argv, prog="wave")
 
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:]))
+    sys.exit(main())

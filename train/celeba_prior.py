@@ -1,50 +1,44 @@
 """Train the paper's CelebA face prior (Sitzmann et al. 2020, section 4.4) with ``hypersiren train prior``.
 
-Paper settings: 32 x 32 faces, set encoder (sine, or ReLU) or CNN encoder, latent 256, a hypernetwork with one
-3-layer ReLU head (width 256) per parameter tensor of a SIREN 2 -> 256 x 4 -> 3, loss = MSE over all pixels +
-0.1 mean(z^2) + 100 mean(theta^2), Adam lr 5e-5, gradient clipping 1, random contexts of 10..200 pixels (plus
-hypersiren's larger and structured contexts). ``--fast`` trains hypersiren's faster design instead: the light
-hypernetwork (shift modulations of a shared SIREN) on 256 random target pixels per face, batch 32, lr 1e-4.
+Paper settings (``hypersiren.tasks.face_prior.PAPER``): 32 x 32 faces, set encoder (sine, or ReLU) or CNN
+encoder, latent 256, a hypernetwork with one 3-layer ReLU head (width 256) per parameter tensor of a SIREN
+2 -> 256 x 4 -> 3, loss = MSE over all pixels + 0.1 mean(z^2) + 100 mean(theta^2), Adam lr 5e-5, gradient
+clipping 1, random contexts of 10..200 pixels (plus hypersiren's larger and structured contexts). ``--fast``
+trains hypersiren's faster design instead (``FAST``): the light hypernetwork (shift modulations of a shared
+SIREN) on 256 random target pixels per face, batch 32, lr 1e-4.
 
     python train/celeba_prior.py --data /path/to/celeba --out runs/celeba-prior [--encoder cnn] [--fast] \\
-        [-- any other ``hypersiren train prior`` option, e.g. --minutes 60 --resume]
+        [any other ``hypersiren train prior`` option, e.g. --minutes 60 --resume]
 """
-from __future__ import annotations
-
-import argparse
-import shlex
 import sys
+from dataclasses import dataclass
 
-from hypersiren.cli import main as hypersiren
-
-PAPER = ["--resolution", "32", "--batch-size", "100", "--hypernet", "full", "--latent-dim", "256",
-         "--hidden-features", "256", "--hidden-layers", "3", "--lambda-latent", "0.1", "--lambda-weights", "100",
-         "--lr", "5e-5", "--clip-grad", "1", "--target-pixels", "0"]
-FAST = ["--hypernet", "light", "--target-pixels", "256", "--batch-size", "32", "--lr", "1e-4", "--flip"]
+from hypersiren import experiments
+from hypersiren.config import option
+from hypersiren.errors import InputError
+from hypersiren.tasks.face_prior import FAST, PAPER, FacePrior
 
 
-def command(args: argparse.Namespace, extra: list[str]) -> list[str]:
-    encoder = ["--encoder", "cnn"] if args.encoder == "cnn" else ["--encoder", "set", "--activation", args.activation]
-    return ["train", "prior", "--data", args.data, "--val-fraction", str(args.val_fraction), "--out", args.out,
-            "--steps", str(args.steps), "--checkpoint-every", "500", *PAPER, *encoder, *(FAST if args.fast else []), *extra]
+@dataclass(frozen=True, kw_only=True)
+class CelebaPrior(FacePrior.Config):
+    fast: bool = option(False, "hypersiren's faster design instead of the paper's")
+
+
+def run(config: CelebaPrior) -> None:
+    if config.data is None:
+        raise InputError("--data is required: a CelebA root (official or Kaggle layout) or a folder of faces")
+    print(f"celeba_prior: training {'hypersiren fast design' if config.fast else 'the paper configuration'} "
+          f"({config.prior.encoder} encoder) into {config.out}", flush=True)
+    _, metrics = experiments.train(FacePrior, experiments.task_config(FacePrior, config))
+    print(", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="CelebA root (official or Kaggle layout) or a folder of faces")
-    parser.add_argument("--out", default="runs/celeba-prior", help="run directory (default: runs/celeba-prior)")
-    parser.add_argument("--encoder", choices=("set", "cnn"), default="set", help="context encoder (default: set)")
-    parser.add_argument("--activation", choices=("sine", "relu"), default="sine", help="set-encoder activation (default: sine)")
-    parser.add_argument("--steps", type=int, default=100000, help="training steps (default: 100000)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="hold-out of a plain folder (default: 0.1)")
-    parser.add_argument("--fast", action="store_true", help="hypersiren's faster design instead of the paper's")
-    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
-    full = command(args, extra)
-    print("hypersiren " + " ".join(shlex.quote(c) for c in full), flush=True)
-    return hypersiren(full)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    preset = FAST if "--fast" in argv else PAPER
+    defaults = CelebaPrior(**experiments.fields_of(preset) | {"out": "runs/celeba-prior"})
+    return experiments.main(CelebaPrior, run, argv, prog="celeba_prior", defaults=defaults)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())
