@@ -34,6 +34,7 @@ ENTRIES = {
     "poisson-grad": lambda fx: ["camera", "--size", "12", "--batch-points", "50"],
     "poisson-lapl": lambda fx: ["camera", "--size", "12", "--batch-points", "50"],
     "composite": lambda fx: ["camera", "astronaut", "--size", "12", "--batch-points", "50"],
+    "inpaint": lambda fx: ["camera", "--size", "12", "--known", "0.5", "--batch-points", "50"],
 }
 
 
