@@ -17,11 +17,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hypersiren.cli import fit, generate, prior
+    from hypersiren.cli import demo, fit, generate, prior
 
     parser = Parser(prog="hypersiren", description="Implicit neural representations with SIRENs.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (fit, prior, generate):
+    for module in (fit, prior, generate, demo):
         module.register(subparsers)
     return parser
 

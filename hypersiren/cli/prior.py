@@ -1,4 +1,4 @@
-"""Face priors on the command line: ``train prior``, ``complete``, ``eval prior`` and ``demo``."""
+"""Face priors on the command line: ``train prior``, ``complete`` and ``eval prior``."""
 from __future__ import annotations
 
 import argparse
@@ -9,9 +9,6 @@ import warnings
 from pathlib import Path
 
 from hypersiren.config import non_negative_float, non_negative_int, positive_float, positive_int
-
-DEMO_TENSORBOARD = "tensorboard --logdir {out}"
-
 
 def _init_distributed(device: str) -> tuple[int, str]:
     """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, else gloo), pick this rank's GPU;
@@ -102,18 +99,18 @@ def _complete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_prior(prior, faces, args, out: Path) -> dict:
+def evaluate_prior(prior, faces, args, out: Path) -> dict:
     """Paper protocol on ``faces`` (N, 3, R, R) in [0, 1]; writes metrics.json, table.md, completions.png."""
     from hypersiren.evaluation import evaluate_prior, write_evaluation
 
     metrics, examples = evaluate_prior(prior.prior, faces.to(prior.device), refine_steps=getattr(args, "refine_steps", 0),
-                                       settings=_settings(args, prior.resolution), seed=args.seed,
+                                       settings=eval_settings(args, prior.resolution), seed=args.seed,
                                        batch_size=args.batch_size, progress=not args.no_progress)
     write_evaluation(out, metrics, examples, faces)
     return metrics
 
 
-def _settings(args: argparse.Namespace, resolution: int) -> tuple[str, ...]:
+def eval_settings(args: argparse.Namespace, resolution: int) -> tuple[str, ...]:
     """The --settings to evaluate (by default those an R x R face allows), each checked now (InputError)."""
     from hypersiren.data.context import evaluation_masks
     from hypersiren.evaluation import SETTINGS
@@ -125,7 +122,7 @@ def _settings(args: argparse.Namespace, resolution: int) -> tuple[str, ...]:
     return settings
 
 
-def _print_table(metrics: dict) -> None:
+def print_table(metrics: dict) -> None:
     print("context   PSNR (dB)   SSIM")
     for setting, values in metrics.items():
         print(f"{setting:<8} {values['psnr']:9.2f}   {values['ssim']:.3f}")
@@ -135,53 +132,17 @@ def _eval_prior(args: argparse.Namespace) -> int:
     from hypersiren.data.faces import load_faces
     from hypersiren.io import check_output_dir
     from hypersiren.prior import HyperSiren
+    from hypersiren.runtime import resolve_device
 
     out = check_output_dir(args.out)
-    prior = HyperSiren.load(args.checkpoint, device=_device(args.device))
+    prior = HyperSiren.load(args.checkpoint, device=resolve_device(args.device))
     faces = load_faces(args.data, args.split, prior.resolution, val_fraction=args.val_fraction,
                        progress=not args.no_progress)
     if args.max_images:
         faces = faces[: args.max_images]
-    metrics = _evaluate_prior(prior, faces, args, out)  # the directory is created once the evaluation succeeded
-    _print_table(metrics)
+    metrics = evaluate_prior(prior, faces, args, out)  # the directory is created once the evaluation succeeded
+    print_table(metrics)
     print(f"wrote {out}/ (metrics.json, table.md, completions.png)")
-    return 0
-
-
-def _device(name: str):
-    from hypersiren.runtime import resolve_device
-
-    return resolve_device(name)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    """Train a small prior on real faces, then complete held-out faces from a few pixels and a half."""
-    from hypersiren.engine import EngineConfig, build_task, train
-    from hypersiren.io import check_output_dir
-    from hypersiren.prior import HyperSiren
-    from hypersiren.priors.hypernet import HypernetPrior
-    from hypersiren.tasks.face_prior import FacePrior
-
-    out = check_output_dir(args.out)
-    _settings(args, args.resolution)  # a bad --settings fails now, not after training
-    engine = EngineConfig(steps=args.steps, lr=args.lr, seed=args.seed, summary_every=args.summary_every, clip_grad=1.0,
-                          minutes=args.minutes, progress=not args.no_progress,
-                          overwrite=True)  # rerunning the demo trains afresh (and drops the old curves)
-    config = FacePrior.Config(data=args.data, resolution=args.resolution, batch_size=args.batch_size,
-                              target_pixels=args.target_pixels, flip=True, prior=HypernetPrior.Config(
-                                  encoder="set", activation="relu", hypernet=args.hypernet),
-                              out=str(out / "train"), device=args.device, engine=engine)
-    task = build_task(FacePrior, config)
-    source = args.data or "scikit-image's LFW faces"
-    print(f"demo: training a {args.hypernet} hypernetwork prior on {len(task.faces)} faces from {source} "
-          f"({args.resolution}x{args.resolution}) for at most {args.minutes:g} min / {args.steps} steps")
-    train(task)
-    prior = HyperSiren.load(out / "train" / "checkpoint.safetensors", device=task.device)
-    metrics = _evaluate_prior(prior, task.held_out.cpu(), args, out / "eval")
-    print(f"held-out faces ({len(task.held_out)}) completed from a few known pixels:")
-    _print_table(metrics)
-    print(f"wrote {out / 'eval' / 'completions.png'} and {out / 'train' / 'completions.png'}")
-    print(f"look at training curves and completions: {DEMO_TENSORBOARD.format(out=out)}")
     return 0
 
 
@@ -192,7 +153,7 @@ def _add_context_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--half", action="store_true", help="the top half is known")
 
 
-def _add_eval_options(parser: argparse.ArgumentParser, batch_size: int = 50) -> None:
+def add_eval_options(parser: argparse.ArgumentParser, batch_size: int = 50) -> None:
     from hypersiren.evaluation import SETTINGS
 
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS),
@@ -249,24 +210,5 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--refine-steps", type=non_negative_int.parse, default=0, help="test-time refinement steps (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    _add_eval_options(parser)
+    add_eval_options(parser)
     parser.set_defaults(handler=_eval_prior)
-
-    demo = subparsers.add_parser("demo", help="train a small face prior in minutes and complete held-out faces",
-                                 description="Train a hypernetwork prior on real faces (scikit-image's LFW faces, or "
-                                             "--data), then complete held-out faces from 10/100/1000 pixels and a half.")
-    demo.add_argument("--data", default=None, help="faces folder or CelebA root (default: scikit-image's 100 LFW faces)")
-    demo.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
-    demo.add_argument("--minutes", type=positive_float.parse, default=4.0, help="training budget in minutes (default: 4)")
-    demo.add_argument("--steps", type=positive_int.parse, default=100000, help="at most this many steps (default: 100000)")
-    demo.add_argument("--resolution", type=positive_int.parse, default=32, help="face resolution (default: 32)")
-    demo.add_argument("--batch-size", type=positive_int.parse, default=32, help="faces per step (default: 32)")
-    demo.add_argument("--hypernet", choices=("full", "light"), default="light", help="hypernetwork form (default: light)")
-    demo.add_argument("--target-pixels", type=non_negative_int.parse, default=256, help="pixels per face in the loss (default: 256)")
-    demo.add_argument("--lr", type=positive_float.parse, default=1e-4, help="Adam learning rate (default: 1e-4)")
-    demo.add_argument("--summary-every", type=non_negative_int.parse, default=200, help="TensorBoard pictures every N steps")
-    demo.add_argument("--seed", type=non_negative_int.parse, default=0, help="random seed (default: 0)")
-    demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    _add_eval_options(demo)
-    demo.set_defaults(handler=_demo)
