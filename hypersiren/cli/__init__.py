@@ -1,5 +1,6 @@
 """``hypersiren`` command line. Each command group lives in its own module with a ``register(subparsers)``;
-handlers are thin calls into tasks, the engine and the prior. User errors print one line and exit with 2."""
+handlers are thin calls into tasks, the engine and the prior (``run_task`` trains any task config). User errors
+print one line and exit with 2."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (fit, prior, generate, demo):
         module.register(subparsers)
     return parser
+
+
+def run_task(task_cls, config) -> dict:
+    """Build the task ``config`` describes (inputs are checked before anything is written), train it, report."""
+    from hypersiren.engine import build_task, train
+
+    metrics = train(build_task(task_cls, config))
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+    print(f"{task_cls.name}: {shown}")
+    print(f"wrote {config.out}/ (tensorboard --logdir {config.out})")
+    return metrics
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

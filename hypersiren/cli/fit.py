@@ -6,19 +6,8 @@ import argparse
 from functools import partial
 
 
-def run_task(task_cls, config) -> dict:
-    """Build the task ``config`` describes (inputs are checked before anything is written), train it, report."""
-    from hypersiren.engine import build_task, train
-
-    task = build_task(task_cls, config)
-    metrics = train(task)
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
-    print(f"{task_cls.name}: {shown}")
-    print(f"wrote {config.out}/ (tensorboard --logdir {config.out})")
-    return metrics
-
-
 def _fit(task_cls, args: argparse.Namespace) -> int:
+    from hypersiren.cli import run_task
     from hypersiren.cli.arguments import from_args
 
     config = from_args(task_cls.Config, args)

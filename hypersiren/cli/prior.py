@@ -31,8 +31,8 @@ def _init_distributed(device: str) -> tuple[int, str]:
 
 
 def _train_prior(args: argparse.Namespace) -> int:
+    from hypersiren.cli import run_task
     from hypersiren.cli.arguments import from_args
-    from hypersiren.cli.fit import run_task
     from hypersiren.tasks.face_prior import FacePrior
 
     config = from_args(FacePrior.Config, args)
