@@ -126,7 +126,7 @@ class Config:
         """The config ``to_dict`` gave; InputError (one line, naming the key) for unknown keys or bad values."""
         if not isinstance(data, Mapping):
             raise InputError(f"{cls.__qualname__}: expected a dict of options, got {type(data).__name__}")
-        missing = [f.name for f in fields(cls) if f.name not in data and _default(f) is MISSING]
+        missing = [f.name for f in fields(cls) if f.name not in data and field_default(f) is MISSING]
         if missing:
             raise InputError(f"{cls.__qualname__}: missing option(s) {', '.join(missing)}")
         return _build(cls, None, data)
@@ -155,7 +155,8 @@ def _variant_free(cls: type) -> set[str]:
     return {f.name for f in fields(cls) if "variants" not in f.metadata}
 
 
-def _default(f: dataclasses.Field) -> Any:
+def field_default(f: dataclasses.Field) -> Any:
+    """A field's default value (MISSING for a required field)."""
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
@@ -183,7 +184,7 @@ def _coerce(f: dataclasses.Field, hint: Any, value: Any) -> Any:
         hint = next(a for a in args if a is not type(None))
     if isinstance(hint, type) and issubclass(hint, Config):
         if isinstance(value, Mapping):
-            return _build(hint, _default(f), value)
+            return _build(hint, field_default(f), value)
         if not isinstance(value, hint):
             raise InputError(f"{f.name}: expected a {hint.__qualname__} (or a dict of changes), got {value!r}")
         return value

@@ -1,10 +1,10 @@
 """The experiment layer the ``eval/`` and ``benchmarks/`` scripts share.
 
 A script is a config (a frozen dataclass whose fields are its command-line options, see ``hypersiren.config``),
-a ``run(config)`` that trains the task configs it builds and draws its figure, and one line:
+a ``run(config)`` that trains the task configs it builds and draws its figure, and its entry point:
 
-    if __name__ == "__main__":
-        sys.exit(experiments.main(Figure1, run))
+    def main(argv: list[str] | None = None) -> int:
+        return experiments.main(Figure1, run, argv, prog="figure1")
 
 This module parses the command line into the config (one-line errors), trains task configs through the engine,
 writes a table and ``metrics.json``, and turns errors into one line and exit status 2.

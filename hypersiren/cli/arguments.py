@@ -13,7 +13,7 @@ import typing
 from dataclasses import MISSING, fields
 from typing import Any
 
-from hypersiren.config import Config, _default, flag_of, type_hints, variant_name
+from hypersiren.config import Config, field_default, flag_of, type_hints, variant_name
 
 
 def add_arguments(parser: argparse.ArgumentParser, config_cls: type[Config], defaults: Config | None = None) -> None:
@@ -26,7 +26,7 @@ def from_args(config_cls: type[Config], args: argparse.Namespace, defaults: Conf
     values = {}
     hints = type_hints(config_cls)
     for f in fields(config_cls):
-        default = getattr(defaults, f.name) if defaults is not None else _default(f)
+        default = getattr(defaults, f.name) if defaults is not None else field_default(f)
         if "variants" in f.metadata:
             values[f.name] = _variant_from_args(f, args, default)
         elif _is_config(hints[f.name]):
@@ -53,7 +53,7 @@ def _sections(config_cls: type[Config]) -> list[tuple[Any, str | None]]:
 def _add(parser, config_cls: type[Config], defaults: Config | None, section: str | None, groups: dict) -> None:
     hints = type_hints(config_cls)
     for f, own_section in _sections(config_cls):
-        default = getattr(defaults, f.name) if defaults is not None else _default(f)
+        default = getattr(defaults, f.name) if defaults is not None else field_default(f)
         where = own_section or section
         if "variants" in f.metadata:
             _add_variant(_container(parser, where, None, groups), f, default)
@@ -83,7 +83,7 @@ def _container(parser, section: str | None, exclusive: str | None, groups: dict)
 def _names(f) -> list[str]:
     if f.metadata.get("positional"):
         return [f.name]
-    if f.metadata.get("flag") is None and _default(f) is True:
+    if f.metadata.get("flag") is None and field_default(f) is True:
         return ["--no-" + f.name.replace("_", "-")]
     return [flag_of(f)]
 
@@ -112,14 +112,14 @@ def _kwargs(f, hint: Any, default: Any) -> dict:
         kwargs = dict(help=_help(meta.get("help", ""), _shown(f, default)), default=default)
     if meta.get("positional"):
         kwargs["metavar"] = meta.get("metavar", f.name)
-        if _default(f) is not MISSING:
+        if field_default(f) is not MISSING:
             kwargs["nargs"] = "?"
     else:
         kwargs["dest"] = f.name
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
     if hint is bool:
-        kwargs["action"] = "store_false" if _default(f) is True else "store_true"
+        kwargs["action"] = "store_false" if field_default(f) is True else "store_true"
         return kwargs
     if typing.get_origin(hint) is not tuple and type(None) in typing.get_args(hint):  # X | None
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
@@ -160,10 +160,10 @@ def _add_variant(group, f, default: Config) -> None:
     for name, config_cls in options.items():
         hints = type_hints(config_cls)
         for g in fields(config_cls):
-            value = getattr(default, g.name) if type(default) is config_cls else _default(g)
+            value = getattr(default, g.name) if type(default) is config_cls else field_default(g)
             declared.setdefault(g.name, []).append((name, g, hints[g.name], value))
     for entries in declared.values():
-        name, g, hint, _ = entries[0]
+        _, g, hint, _ = entries[0]
         values = {method: value for method, _, _, value in entries}
         shown = next(iter(values.values())) if len(set(map(repr, values.values()))) == 1 else \
             ", ".join(f"{method} {value}" for method, value in values.items())
@@ -171,7 +171,7 @@ def _add_variant(group, f, default: Config) -> None:
         kwargs = _kwargs(g, hint, None)
         kwargs["help"] = prefix + _help(g.metadata.get("help", ""), _shown(g, shown))
         if hint is bool:
-            kwargs.update(action="store_const", const=not _default(g))
+            kwargs.update(action="store_const", const=not field_default(g))
         group.add_argument(*_names(g), **kwargs)
 
 
