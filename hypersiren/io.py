@@ -18,22 +18,32 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Write to a temporary file beside ``path`` and rename it over ``path`` only if the block succeeds,
-    so readers see the old file or the new one, never half of one."""
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for writers that take a file name; if the block succeeds the file is
+    fsynced and renamed over ``path``, so readers see the old file or the new one, never half of one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give outputs the usual permissions
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """``atomic_path`` for writers that take an open file: the file object of the temporary path."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
 
 
 def write_json(path: str | Path, obj) -> None:
@@ -86,3 +96,4 @@ def check_output_file(path: str | Path) -> Path:
         raise InputError(f"output path {path} is a directory; expected a file name")
     prepare_output_dir(path.parent if str(path.parent) else ".")
     return path
+
