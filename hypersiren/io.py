@@ -1,9 +1,10 @@
-"""File-system helpers: atomic writes and output-directory checks."""
+"""File-system helpers: atomic writes, input-file and output-directory checks."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -97,3 +98,18 @@ def check_output_file(path: str | Path) -> Path:
     prepare_output_dir(path.parent if str(path.parent) else ".")
     return path
 
+
+def check_input_file(path: str | Path, what: str, expected: str) -> Path:
+    """``path`` if it is a non-empty regular file; else InputError naming ``what`` it should hold and the
+    ``expected`` kind of file. A directory, FIFO or device is refused before anything opens it (a FIFO would block)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found: {path} (expected {expected})")
+    if path.is_dir():
+        raise InputError(f"expected {expected}, got a directory: {path}")
+    if not path.is_file():
+        kind = "a FIFO" if stat.S_ISFIFO(path.stat().st_mode) else "a device or socket"
+        raise InputError(f"expected {expected}, got {kind}: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"cannot read {what} {path}: the file is empty; expected {expected}")
+    return path
