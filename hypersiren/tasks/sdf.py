@@ -39,14 +39,14 @@ SLICES = ((2, 1), (0, 2), (0, 1))  # (horizontal, vertical) axes of the planes x
 class FitSdf(Task):
     name = "sdf"
     kind = "fit/sdf"
-    description = ("signed distance function from an oriented point cloud (.xyz with normals, .ply, .obj); "
+    description = ("signed distance function from a point cloud or mesh (.xyz, .ply, .obj, .stl, .off, .glb); "
                    "exports a mesh")
     defaults = {"steps": 2000, "lr": 1e-4, "summary_every": 500, "clip_grad": 1.0}  # lr, clipping: the paper's code
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("input", help="oriented points: .xyz (x y z nx ny nz per line), or a .ply/.obj mesh or "
-                                          "point cloud (normals from its faces when it has none)")
+        parser.add_argument("input", help="points: .xyz (x y z [nx ny nz] per line), or a .ply/.obj/.stl/.off/.glb mesh "
+                                          "or point cloud (normals from the file, else its faces, else estimated)")
         parser.add_argument("--batch-points", type=positive_int, default=1400,
                             help="surface points per step; as many uniform off-surface points join them "
                                  "(default: 1400, the paper's)")
