@@ -1,9 +1,10 @@
-"""File-system helpers: atomic writes and output-directory checks."""
+"""File-system helpers: atomic writes, input-file and output-directory checks."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -18,22 +19,32 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Write to a temporary file beside ``path`` and rename it over ``path`` only if the block succeeds,
-    so readers see the old file or the new one, never half of one."""
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for writers that take a file name; if the block succeeds the file is
+    fsynced and renamed over ``path``, so readers see the old file or the new one, never half of one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give outputs the usual permissions
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """``atomic_path`` for writers that take an open file: the file object of the temporary path."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
 
 
 def write_json(path: str | Path, obj) -> None:
@@ -85,4 +96,20 @@ def check_output_file(path: str | Path) -> Path:
     if path.is_dir():
         raise InputError(f"output path {path} is a directory; expected a file name")
     prepare_output_dir(path.parent if str(path.parent) else ".")
+    return path
+
+
+def check_input_file(path: str | Path, what: str, expected: str) -> Path:
+    """``path`` if it is a non-empty regular file; else InputError naming ``what`` it should hold and the
+    ``expected`` kind of file. A directory, FIFO or device is refused before anything opens it (a FIFO would block)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found: {path} (expected {expected})")
+    if path.is_dir():
+        raise InputError(f"expected {expected}, got a directory: {path}")
+    if not path.is_file():
+        kind = "a FIFO" if stat.S_ISFIFO(path.stat().st_mode) else "a device or socket"
+        raise InputError(f"expected {expected}, got {kind}: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"cannot read {what} {path}: the file is empty; expected {expected}")
     return path

@@ -1,5 +1,6 @@
 """Triangle meshes from signed distance functions: the SDF sampled on a grid chunk by chunk, marching cubes,
-binary PLY output, surface sampling, and Chamfer distance / normal consistency between oriented point sets.
+PLY output (``hypersiren.formats.ply``), surface sampling, and Chamfer distance / normal consistency between
+oriented point sets.
 
 Memory of meshing at resolution R: the grid of values is one float32 array (R^3 * 4 bytes: 64 MB at 256, 512 MB
 at 512) plus one chunk of network activations; coordinates are generated per chunk, never for the whole grid.
@@ -16,7 +17,6 @@ from torch import Tensor
 
 from hypersiren.data.pointcloud import face_normals, vertex_normals
 from hypersiren.errors import HypersirenError, InputError
-from hypersiren.io import atomic_write
 from hypersiren.render import DEFAULT_CHUNK
 
 
@@ -74,24 +74,10 @@ def extract_mesh(volume: np.ndarray, level: float = 0.0) -> Mesh:
 
 
 def write_ply(path: str | Path, mesh: Mesh) -> None:
-    """Binary little-endian PLY with float32 vertices, area-weighted vertex normals and triangle faces, atomically."""
-    normals = vertex_normals(mesh.vertices, mesh.faces)
-    vertex = np.empty(len(mesh.vertices), dtype=[(n, "<f4") for n in ("x", "y", "z", "nx", "ny", "nz")])
-    for i, name in enumerate("xyz"):
-        vertex[name] = mesh.vertices[:, i]
-        vertex["n" + name] = normals[:, i]
-    face = np.empty(len(mesh.faces), dtype=[("n", "u1"), ("v", "<i4", (3,))])
-    face["n"] = 3
-    face["v"] = mesh.faces
-    header = "\n".join([
-        "ply", "format binary_little_endian 1.0", "comment written by hypersiren",
-        f"element vertex {len(vertex)}", *(f"property float {n}" for n in ("x", "y", "z", "nx", "ny", "nz")),
-        f"element face {len(face)}", "property list uchar int vertex_indices", "end_header",
-    ]) + "\n"
-    with atomic_write(path) as f:
-        f.write(header.encode("ascii"))
-        f.write(vertex.tobytes())
-        f.write(face.tobytes())
+    """Binary PLY with float32 vertices, area-weighted vertex normals and triangle faces, atomically."""
+    from hypersiren.formats.ply import write_ply as write_ply_file
+
+    write_ply_file(path, mesh.vertices, mesh.faces, vertex_normals(mesh.vertices, mesh.faces))
 
 
 def surface_samples(mesh: Mesh, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

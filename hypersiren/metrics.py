@@ -23,29 +23,20 @@ def psnr(prediction: Tensor, target: Tensor, data_range: float = 2.0) -> float:
 
 
 def ssim(prediction: Tensor, target: Tensor, data_range: float = 1.0, win_size: int = 7) -> Tensor:
-    """Mean structural similarity of each image pair: (B, C, H, W) x 2 -> (B,) float64, batched on their device.
+    """Mean structural similarity of each image pair: (B, C, H, W) x 2 -> (B,) float64 on the inputs' device.
 
-    Equals ``skimage.metrics.structural_similarity(..., channel_axis=..., data_range=data_range)`` with its
-    defaults (uniform win_size x win_size window, sample covariance, K1 = 0.01, K2 = 0.03, the mean over the
-    windows that fit inside the image, averaged over channels). win_size is reduced to the largest odd size
-    that fits images smaller than it; images need at least 3 x 3 pixels.
+    ``skimage.metrics.structural_similarity(..., channel_axis=0, data_range=data_range)`` with its defaults
+    (uniform win_size x win_size window, sample covariance, K1 = 0.01, K2 = 0.03, the mean over the windows that
+    fit inside the image, averaged over channels), on float64 copies, one pair at a time on the CPU (100 faces
+    of 32 x 32 take ~30 ms). win_size is reduced to the largest odd size that fits images smaller than it;
+    images need at least 3 x 3 pixels.
     """
-    import torch.nn.functional as F
+    from skimage.metrics import structural_similarity
 
     side = min(prediction.shape[-2:])
     win_size = min(win_size, side if side % 2 else side - 1)
     if win_size < 3:
         raise ValueError(f"SSIM needs images of at least 3x3 pixels, got {tuple(prediction.shape[-2:])}")
-    x, y = prediction.double(), target.double()
-    batch, channels = x.shape[:2]
-
-    def local_mean(v: Tensor) -> Tensor:
-        return F.avg_pool2d(v.reshape(batch * channels, 1, *v.shape[-2:]), win_size, stride=1)
-
-    mx, my = local_mean(x), local_mean(y)
-    sample = win_size**2 / (win_size**2 - 1)
-    vx, vy = sample * (local_mean(x * x) - mx * mx), sample * (local_mean(y * y) - my * my)
-    vxy = sample * (local_mean(x * y) - mx * my)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    index = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return index.reshape(batch, -1).mean(dim=1)
+    pairs = zip(prediction.detach().double().cpu().numpy(), target.detach().double().cpu().numpy())
+    values = [structural_similarity(x, y, channel_axis=0, data_range=data_range, win_size=win_size) for x, y in pairs]
+    return torch.tensor(values, dtype=torch.float64, device=prediction.device)

@@ -58,6 +58,8 @@ def _write_inputs(d: Path) -> None:
         b"element face 1\nproperty list uchar int vertex_indices\nend_header\n" + bytes(20))
     (d / "bad_index.obj").write_text("v 0 0 0\nv 1 0 0\nf 1 2 7\n")
     (d / "mesh.stl").write_text("solid\n")
+    (d / "mesh.dae").write_text("<COLLADA/>\n")
+    os.mkfifo(d / "fifo.ply")
     (d / "a_directory").mkdir()
     (d / "a_file").write_text("x")
     (d / "no_faces").mkdir()
@@ -98,7 +100,7 @@ CLI_CASES = {
     "video empty": (["fit", "video", "{d}/empty.mp4"], "cannot read video"),
     "video corrupt": (["fit", "video", "{d}/junk.mp4"], "cannot read video"),
     # point clouds and meshes
-    "sdf missing": (["fit", "sdf", "{d}/nope.xyz"], "does not exist"),
+    "sdf missing": (["fit", "sdf", "{d}/nope.xyz"], "not found"),
     "sdf empty": (["fit", "sdf", "{d}/empty.xyz"], "is empty"),
     "sdf NaN point": (["fit", "sdf", "{d}/nan.xyz"], "NaN or infinite"),
     "sdf no normals": (["fit", "sdf", "{d}/no_normals.xyz"], "without normals"),
@@ -107,7 +109,9 @@ CLI_CASES = {
     "sdf truncated ascii ply": (["fit", "sdf", "{d}/truncated.ply"], "PLY ends after"),
     "sdf truncated binary ply": (["fit", "sdf", "{d}/truncated_binary.ply"], "truncated or corrupt"),
     "sdf bad face index": (["fit", "sdf", "{d}/bad_index.obj"], "indices outside"),
-    "sdf unknown format": (["fit", "sdf", "{d}/mesh.stl"], "expected a .xyz"),
+    "sdf STL without triangles": (["fit", "sdf", "{d}/mesh.stl"], "holds no mesh or points"),
+    "sdf FIFO": (["fit", "sdf", "{d}/fifo.ply"], "got a FIFO"),
+    "sdf unknown format": (["fit", "sdf", "{d}/mesh.dae"], "expected a .xyz"),
     # physics entries: out-of-range numbers
     "helmholtz pml too wide": (["fit", "helmholtz", "--pml-width", "0.9"], "--pml-width"),
     "helmholtz velocity": (["fit", "helmholtz", "--velocity", "x"], "invalid choice"),

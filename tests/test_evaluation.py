@@ -135,6 +135,22 @@ def test_ssim_matches_scikit_image(shape):
     assert torch.allclose(ssim(a, a), torch.ones(len(a), dtype=torch.float64))
 
 
+def test_ssim_keeps_the_numbers_of_the_earlier_torch_implementation():
+    """Values the batched torch SSIM (hypersiren before it called scikit-image) gave on real pictures with noise:
+    the evaluation protocol's numbers must not move."""
+    from skimage import data
+
+    earlier = {("camera", 0.05): 0.7306138712428598, ("camera", 0.2): 0.36642506042073164,
+               ("astronaut", 0.05): 0.9122660013609017, ("astronaut", 0.2): 0.6094694015795382}
+    rng = np.random.default_rng(0)
+    pictures = {"camera": data.camera()[::8, ::8][None] / 255.0,
+                "astronaut": data.astronaut()[::8, ::8].transpose(2, 0, 1) / 255.0}
+    for (name, sigma), value in earlier.items():
+        clean = pictures[name]
+        noisy = np.clip(clean + sigma * rng.normal(size=clean.shape), 0, 1)
+        assert float(ssim(torch.from_numpy(clean)[None], torch.from_numpy(noisy)[None])[0]) == pytest.approx(value, abs=1e-10)
+
+
 def test_write_evaluation_files(tmp_path):
     truth = faces(6)
     settings = ("10", "half", "full")

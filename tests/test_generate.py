@@ -46,6 +46,21 @@ def test_gaussian_fit_is_ledoit_wolf_shrunk_sample_covariance():
     assert torch.linalg.eigvalsh(density.covariance).min() > 0
 
 
+def test_ledoit_wolf_matches_scikit_learn():
+    from sklearn.covariance import LedoitWolf
+
+    from hypersiren.priors.density import ledoit_wolf
+
+    for n, d in ((5, 16), (100, 128), (1000, 64)):
+        samples = torch.randn(n, d, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+        samples = samples * torch.linspace(0.1, 3, d, dtype=torch.float64)
+        mean, covariance, shrinkage = ledoit_wolf(samples)
+        reference = LedoitWolf().fit(samples.numpy())
+        assert shrinkage == pytest.approx(reference.shrinkage_, abs=1e-12)
+        assert torch.allclose(covariance, torch.from_numpy(reference.covariance_), atol=1e-12)
+        assert torch.allclose(mean, torch.from_numpy(reference.location_), atol=1e-12)
+
+
 def test_gaussian_log_prob_whiten_and_state():
     mean, cov = random_covariance(3, seed=2)
     density = GaussianDensity(mean, torch.linalg.cholesky(cov))

@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("tensorboard", "torch.utils.tensorboard", "matplotlib", "av", "scipy.io", "skimage")
+HEAVY = ("tensorboard", "torch.utils.tensorboard", "matplotlib", "av", "scipy.io", "skimage", "trimesh", "plyfile")
 
 
 def test_import_from_another_directory_is_light(tmp_path):

@@ -142,7 +142,7 @@ def test_fit_sdf_is_repeatable_on_cpu(tmp_path):
 
 
 @pytest.mark.parametrize("content, extra, message", [
-    (None, [], "does not exist"),
+    (None, [], "not found"),
     ("0 0 0\n1 1 1\n", [], "without normals"),
     ("0 0 nan 0 0 1\n1 1 1 0 0 1\n", [], "NaN"),
     ("0 0 0 0 0 1\n1 1 1 0 0 1\n", ["--mesh-resolution", "1"], "at least 2"),

@@ -114,3 +114,17 @@ def test_bad_video_files(tmp_path, float_wav):
         load_video(float_wav)  # an audio file has no video stream
     with pytest.raises(InputError, match="not found"):
         load_video(tmp_path / "missing.mp4")
+
+
+def test_files_that_are_not_regular_files_are_refused_without_opening(tmp_path):
+    import os
+
+    from hypersiren.data.image import load_image
+
+    fifo = tmp_path / "fifo.wav"
+    os.mkfifo(fifo)  # opening it would block until someone writes
+    for load in (load_audio, load_image, load_video):
+        with pytest.raises(InputError, match="got a FIFO"):
+            load(fifo)
+        with pytest.raises(InputError, match="got a directory"):
+            load(tmp_path)

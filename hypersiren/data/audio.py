@@ -1,4 +1,4 @@
-"""Audio clips as signals: WAV reading (integer PCM and 32/64-bit float) and writing.
+"""Audio clips as signals: samples in [-1, 1] from WAV files (``hypersiren.formats.audio``) and back.
 
 Samples are mono float32 in [-1, 1]: integer PCM is divided by its full scale (int16 by 2^15, 24/32-bit by
 2^31 as scipy left-justifies 24-bit, uint8 as (x - 128) / 128), float samples are kept and stereo is averaged
@@ -7,9 +7,6 @@ multiplied by ``peak`` again.
 """
 from __future__ import annotations
 
-import re
-import struct
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import torch
 from torch import Tensor
 
 from hypersiren.errors import InputError
+from hypersiren.formats.audio import read_wav, write_wav
 
 _FULL_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31, np.dtype(np.int64): 2.0**63}
 
@@ -37,25 +35,8 @@ def load_audio(path: str | Path) -> tuple[Tensor, int]:
 
     Raises InputError for a missing, unreadable, empty or non-finite file.
     """
-    from scipy.io import wavfile
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"audio file not found: {path} (expected a WAV file)")
-    if path.is_dir():
-        raise InputError(f"expected a WAV file, got a directory: {path}")
-    try:
-        with warnings.catch_warnings(record=True) as caught:  # unknown chunks (LIST, cue) are skipped quietly
-            warnings.simplefilter("always", wavfile.WavFileWarning)
-            rate, data = wavfile.read(path)
-    except (ValueError, OSError, EOFError, IndexError, struct.error) as err:
-        raise InputError(f"cannot read audio {path}: {err} (expected a PCM or float WAV file)") from None
-    for warning in caught:
-        eof = re.search(r"finished at (\d+) bytes, expected (\d+)", str(warning.message))
-        # scipy reads what is there; more than a pad byte missing (and not a streaming 0xFFFFFFFF header): truncated
-        if eof and int(eof[2]) - int(eof[1]) > 1 and int(eof[2]) < 0xFFFFFFFF:
-            raise InputError(f"audio {path} is truncated: {eof[1]} of the {eof[2]} bytes its header announces")
-    samples = pcm_to_float(np.asarray(data))
+    data, rate = read_wav(path)
+    samples = pcm_to_float(data)
     if samples.ndim == 2:
         samples = samples.mean(axis=1, dtype=np.float64).astype(np.float32)
     if samples.size < 2:
@@ -75,13 +56,7 @@ def peak(samples: Tensor) -> float:
 
 def save_audio(samples: Tensor, rate: int, path: str | Path) -> None:
     """Write mono samples (N,) as a 32-bit float WAV at ``rate`` Hz, atomically (values are clipped to [-1, 1])."""
-    from scipy.io import wavfile
-
-    from hypersiren.io import atomic_write
-
-    array = samples.detach().float().cpu().clamp(-1, 1).numpy()
-    with atomic_write(path) as f:
-        wavfile.write(f, int(rate), array)
+    write_wav(path, samples.detach().float().cpu().clamp(-1, 1).numpy(), rate)
 
 
 def resampled_length(length: int, rate: int, new_rate: int) -> int:

@@ -185,27 +185,21 @@ def _load_cache(path: Path, fingerprint: str) -> tuple[Tensor, Tensor, list[str]
 
 def _write_cache(path: Path, fingerprint: str, images: Tensor, indices: Tensor, skipped: list[str],
                  folder: FaceFolder, resolution: int) -> None:
-    """Write the cache atomically (temporary file beside it, then rename); warn if that is impossible."""
-    import tempfile
-
+    """Write the cache atomically (``hypersiren.io.atomic_path``); warn if that is impossible."""
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
+    from hypersiren.io import atomic_path
+
     meta = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "root": str(folder.image_dir), "layout": folder.layout,
             "resolution": resolution, "crop": CROP_RULE, "files": len(folder.files), "skipped": skipped}
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        save_file({"images": images.contiguous(), "indices": indices}, tmp, metadata={"hypersiren": json.dumps(meta)})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({"images": images.contiguous(), "indices": indices}, tmp, metadata={"hypersiren": json.dumps(meta)})
     except (OSError, SafetensorError) as err:
         warnings.warn(f"cannot write the face cache {path} ({getattr(err, 'strerror', None) or err}); continuing "
                       "without it", stacklevel=4)
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def cache_file(folder: FaceFolder, resolution: int, cache_dir: str | Path | None = None,

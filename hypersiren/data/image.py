@@ -1,6 +1,6 @@
-"""Images as signals: loading (files or scikit-image's bundled samples), resizing, value normalisation, and the
-adapters that read the images a user hands to ``HyperSiren`` (PIL, numpy, torch; uint8 or float; batched or not)
-and give results back in the same form.
+"""Images as signals: loading (picture files via ``hypersiren.formats.image``, or scikit-image's bundled
+samples), resizing, value normalisation, saving, and the adapters that read the images a user hands to
+``HyperSiren`` (PIL, numpy, torch; uint8 or float; batched or not) and give results back in the same form.
 
 Tensors are (C, H, W) float in [0, 1] unless stated; network values are ``2 v - 1`` in [-1, 1].
 """
@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from hypersiren.errors import InputError
+from hypersiren.formats.image import check_image_output, read_image, write_image  # noqa: F401 (re-export)
 
 BUILTIN_IMAGES = ("camera", "astronaut")
 
@@ -42,23 +43,12 @@ def load_image(source: str | Path, mode: str | None = None) -> Tensor:
     mode: None keeps grayscale as 1 channel and turns everything else into RGB; "L" or "RGB" forces it.
     Returns (C, H, W) float32 in [0, 1]. Raises InputError naming the problem.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if str(source) in BUILTIN_IMAGES and not Path(source).exists():
-        array = _builtin(str(source))
-        image = Image.fromarray(array)
+        image = Image.fromarray(_builtin(str(source)))
     else:
-        path = Path(source)
-        if not path.exists():
-            raise InputError(f"image not found: {path} (expected an image file or one of {', '.join(BUILTIN_IMAGES)})")
-        if path.is_dir():
-            raise InputError(f"expected an image file, got a directory: {path}")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                image = opened.copy()
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise InputError(f"cannot read image {path}: {err} (expected a PNG/JPEG/other format PIL reads)") from None
+        image = read_image(source, f"an image file or one of {', '.join(BUILTIN_IMAGES)}")
     if mode is None:
         mode = "L" if image.mode in ("L", "I", "I;16", "F", "1") else "RGB"
     if image.mode in ("I", "I;16", "F") and mode == "L":
@@ -94,39 +84,11 @@ def fit_size(height: int, width: int, longer_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def image_format(path: str | Path) -> str:
-    """The PIL format that ``path``'s suffix names (no suffix: PNG); InputError if PIL cannot write it."""
-    from PIL import Image
-
-    suffix = Path(path).suffix.lower()
-    fmt = Image.registered_extensions().get(suffix) if suffix else "PNG"
-    if fmt not in Image.SAVE:
-        raise InputError(f"cannot write a picture named {Path(path).name}: unknown image suffix {suffix!r}; "
-                         "expected .png, .jpg or another format PIL writes")
-    return fmt
-
-
-def check_image_output(path: str | Path) -> Path:
-    """``check_output_file`` for a picture: also checks that the suffix names a format PIL writes."""
-    from hypersiren.io import check_output_file
-
-    image_format(path)
-    return check_output_file(path)
-
-
 def save_image(image: Tensor, path: str | Path) -> None:
     """Write (C, H, W) in [0, 1] (C = 1 or 3) as an 8-bit picture in the format of the suffix (PNG, JPEG...),
     atomically."""
-    from PIL import Image
-
-    from hypersiren.io import atomic_write
-
-    fmt = image_format(path)
     array = (image.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    array = array[0].numpy() if array.shape[0] == 1 else array.permute(1, 2, 0).numpy()
-    pil = Image.fromarray(array)
-    with atomic_write(path) as f:
-        pil.save(f, format=fmt)
+    write_image(path, array[0].numpy() if array.shape[0] == 1 else array.permute(1, 2, 0).numpy())
 
 
 @dataclass

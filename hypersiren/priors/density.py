@@ -5,6 +5,8 @@ Fitted by maximum likelihood with Ledoit-Wolf shrinkage (Ledoit & Wolf 2004): th
 the shrinkage s in [0, 1] that minimises the expected Frobenius error, estimated from the samples. With many
 samples s -> 0 (S itself); with few (N < D, where S is singular) s grows and keeps the covariance well
 conditioned. Stored as its mean (D,) and lower Cholesky factor L (D, D), covariance = L L^T.
+``ledoit_wolf`` equals scikit-learn's ``LedoitWolf`` (tested to 1e-12); it stays here, in torch on the latents'
+device, rather than costing a scikit-learn dependency for twenty lines.
 """
 from __future__ import annotations
 

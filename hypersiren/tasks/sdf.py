@@ -47,13 +47,13 @@ MESH = "mesh and metrics"
 class FitSdf(Task):
     name = "sdf"
     kind = "fit/sdf"
-    description = ("signed distance function from an oriented point cloud (.xyz with normals, .ply, .obj); "
+    description = ("signed distance function from a point cloud or mesh (.xyz, .ply, .obj, .stl, .off, .glb); "
                    "exports a mesh")
 
     @dataclass(frozen=True, kw_only=True)
     class Config(NetworkConfig, TaskConfig):
-        input: str = option(help="oriented points: .xyz (x y z nx ny nz per line), or a .ply/.obj mesh or point cloud "
-                                 "(normals from its faces when it has none)", positional=True)
+        input: str = option(help="points: .xyz (x y z [nx ny nz] per line), or a .ply/.obj/.stl/.off/.glb mesh or point "
+                                 "cloud (normals from the file, else its faces, else estimated)", positional=True)
         batch_points: int = option(1400, "surface points per step; as many uniform off-surface points join them "
                                          "(1400: the paper's)", check=positive_int)
         weight_sdf: float = option(3e3, "weight of |f| on the surface", check=non_negative_float, group=LOSS)

@@ -1,0 +1,57 @@
+"""Video files through PyAV (FFmpeg): frames of any container and codec FFmpeg decodes in, H.264 MP4 out."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import numpy as np
+
+from hypersiren.errors import InputError
+from hypersiren.io import atomic_write, check_input_file
+
+Decoded = TypeVar("Decoded")  # whatever each_frame makes of a frame
+
+
+def read_video(path: str | Path, each_frame: Callable[[np.ndarray], Decoded], max_frames: int = 0
+               ) -> tuple[list[Decoded], float]:
+    """Decode the first video stream of ``path``: ``each_frame`` of every RGB frame (H, W, 3) uint8 in order
+    (the first ``max_frames``, 0 = all), so only what it returns stays in memory, and the frame rate in
+    frames/s. InputError for a missing, empty or undecodable file or one without video."""
+    import av
+
+    path = check_input_file(path, "video file", "a video file such as MP4")
+    frames: list[Decoded] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(f"{path} has no video stream; expected a video file such as MP4")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # decode with several threads
+            rate = float(stream.average_rate or stream.guessed_rate or 25)
+            for frame in container.decode(stream):
+                frames.append(each_frame(frame.to_ndarray(format="rgb24")))
+                if max_frames and len(frames) >= max_frames:
+                    break
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read video {path}: {err} (expected a video file FFmpeg decodes, e.g. MP4)") from None
+    if not frames:
+        raise InputError(f"video {path} has no decodable frames")
+    return frames, rate
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: float) -> None:
+    """Frames (T, H, W, 3) uint8 RGB as an H.264 MP4 (yuv420p, CRF 18), atomically. yuv420p needs even sizes:
+    an odd height or width is padded by repeating the last row or column."""
+    import av
+
+    height, width = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
+    frames = np.pad(frames, ((0, 0), (0, height - frames.shape[1]), (0, width - frames.shape[2]), (0, 0)), mode="edge")
+    with atomic_write(path) as f:
+        with av.open(f, mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.options = {"crf": "18"}
+            for image in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            container.mux(stream.encode())
