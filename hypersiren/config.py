@@ -62,15 +62,17 @@ unit_fraction = Check(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 def option(default: Any = MISSING, help: str = "", *, check: Check | None = None, choices=None,
            flag: str | None = None, positional: bool = False, group: str | None = None, exclusive: str | None = None,
-           comma: bool = False, repeat: bool = False, noun: str | None = None, metavar: str | None = None) -> Any:
+           comma: bool = False, repeat: bool = False, noun: str | None = None, metavar: str | None = None,
+           resumable: bool = False) -> Any:
     """A config field. help: one line for ``--help`` (the default is appended); check: a ``Check``; choices: the
     allowed values; flag: the option's name when not ``--field-name``; positional: a positional argument;
     group: the ``--help`` section; exclusive: options sharing this name exclude each other; comma: a tuple given
     as one comma-separated word (else as several words); repeat: a tuple the option adds to each time it is given;
-    noun: what an unknown choice is called in errors."""
+    noun: what an unknown choice is called in errors; resumable: the option may differ when a run is resumed (how
+    long it trains, how it logs, what it renders or evaluates), others must match the stored config."""
     metadata = dict(help=help, check=check, choices=tuple(choices) if choices is not None else None, flag=flag,
                     positional=positional, group=group, exclusive=exclusive, comma=comma, repeat=repeat, noun=noun,
-                    metavar=metavar)
+                    metavar=metavar, resumable=resumable)
     return field(default=default, metadata={k: v for k, v in metadata.items() if v not in (None, False)})
 
 

@@ -1,16 +1,18 @@
 """The one training loop every zoo entry and prior shares.
 
 ``build_task(Task, config)`` checks the run directory and builds the task (reading and checking its inputs);
-``train(task)`` runs: seed -> optimiser -> (resume) -> ``train_step`` per step (batch, loss, backward, clip,
-Adam) with a progress bar, TensorBoard scalars and the task's summaries, periodic atomic checkpoints (and one on
-SIGINT/SIGTERM), a NaN/Inf guard, then writes ``metrics.json`` and the task's rendered outputs.
+``train(task)`` runs: lock the run directory -> seed -> optimiser -> (resume) -> ``train_step`` per step (batch,
+loss, backward, clip, Adam) with a progress bar, TensorBoard scalars and the task's summaries, periodic atomic
+checkpoints (and one on SIGINT/SIGTERM), a NaN/Inf guard, then writes ``metrics.json`` and the task's rendered
+outputs. A full disk stops it with one line (``NoSpaceError``), keeping the last checkpoint.
 
-The run directory (``hypersiren.run_dir``: one run per directory) gets ``config.json`` (the task's kind and
-config: everything needed to rerun), ``metrics.json``, ``checkpoint.safetensors``, TensorBoard events and what
-the task renders.
+The run directory (``hypersiren.run_dir``: one run per directory, one process at a time) gets ``config.json``
+(the task's kind and config: everything needed to rerun), ``metrics.json``, ``checkpoint.safetensors``
+(``hypersiren.training_state``), TensorBoard events and what the task renders.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,16 +20,18 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from hypersiren.checkpoint import load_checkpoint, save_checkpoint
+from hypersiren.checkpoint import load_checkpoint
 from hypersiren.config import Config, non_negative_float, non_negative_int, option, positive_float, positive_int
 from hypersiren.errors import CheckpointError, InputError, TrainingDiverged
-from hypersiren.io import check_output_dir, write_json
-from hypersiren.run_dir import CHECKPOINT, check_run_dir, prepare_run_dir, summary_writer
-from hypersiren.runtime import (Interrupt, all_agree, distributed, resolve_device, rng_state, seed_everything,
-                                set_rng_state, tune_allocator)
+from hypersiren.io import check_output_dir, reporting_full_disk, write_json
+from hypersiren.run_dir import CHECKPOINT, CONFIG, check_run_dir, run_directory, summary_writer
+from hypersiren.runtime import Interrupt, all_agree, distributed, resolve_device, seed_everything, tune_allocator
+from hypersiren.training_state import TrainingState
 
 if TYPE_CHECKING:
     from hypersiren.tasks.base import Task, TaskConfig
+
+MAX_SKIPPED_IN_A_ROW = 100  # with --on-nan skip, this many NaN/Inf losses in a row stop the run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,26 +40,27 @@ class EngineConfig(Config):
 
     title = "training"
 
-    steps: int = option(1000, "optimisation steps", check=positive_int)
+    steps: int = option(1000, "optimisation steps", check=positive_int, resumable=True)
     lr: float = option(1e-4, "Adam learning rate", check=positive_float)
     seed: int = option(0, "random seed; a CPU run repeats exactly", check=non_negative_int)
     summary_every: int = option(100, "TensorBoard pictures and eval metrics every N steps, 0 = only at the end",
-                                check=non_negative_int)
+                                check=non_negative_int, resumable=True)
     checkpoint_every: int = option(0, "checkpoint every N steps, 0 = at the end and on interruption",
-                                   check=non_negative_int)
+                                   check=non_negative_int, resumable=True)
     clip_grad: float = option(0.0, "gradient-norm clipping, 0 = off", check=non_negative_float)
-    on_nan: str = option("stop", "on a NaN/Inf loss: stop keeping the last checkpoint, or skip the step",
-                         choices=("stop", "skip"))
+    on_nan: str = option("stop", "on a NaN/Inf loss: stop keeping the last checkpoint, or skip the step (100 "
+                                 "skipped in a row stop the run)", choices=("stop", "skip"), resumable=True)
     amp: bool = option(False, "bf16 autocast on CUDA")
-    compile: bool = option(False, "torch.compile the network")
-    resume: bool = option(False, "continue the run in --out from its checkpoint (from step 0 if it has none yet)",
-                          exclusive="run directory")
+    compile: bool = option(False, "torch.compile the network", resumable=True)
+    resume: bool = option(False, "continue the run in --out from its checkpoint (from step 0 if it has none yet) "
+                                 "with the options in its config.json; only the run's length, logging and outputs "
+                                 "may change", exclusive="run directory", resumable=True)
     overwrite: bool = option(False, "start again in an --out holding an earlier run (deletes its checkpoint, metrics "
                                     "and TensorBoard events); without --resume or --overwrite such a directory is "
-                                    "refused", exclusive="run directory")
+                                    "refused", exclusive="run directory", resumable=True)
     minutes: float = option(0.0, "wall-clock budget: stop and checkpoint after this many minutes, 0 = off",
-                            check=non_negative_float)
-    progress: bool = option(True, "hide the progress bar")
+                            check=non_negative_float, resumable=True)
+    progress: bool = option(True, "hide the progress bar", resumable=True)
 
     def __post_init__(self):
         super().__post_init__()
@@ -68,7 +73,7 @@ def build_task(task_cls: type[Task], config: TaskConfig) -> Task:
     """The task ``config`` describes, on its device and seeded: its inputs are read and checked, and the run
     directory ``config.out`` is checked, before anything is written."""
     out = check_output_dir(config.out)
-    check_run_dir(out, config.engine)
+    check_run_dir(out, config.engine, config.to_dict(), config)
     device = resolve_device(config.device)
     seed_everything(config.engine.seed)
     return task_cls(config, device)
@@ -110,112 +115,113 @@ def train(task: Task, options: EngineConfig | None = None, out_dir: str | Path |
 
     options, out_dir, config: the engine config, run directory and stored configuration (``config.json`` and
     checkpoints), by default ``task.config.engine``, ``task.config.out`` and ``task.config.to_dict()``.
-    Raises TrainingDiverged on a NaN/Inf loss with ``on_nan="stop"``; KeyboardInterrupt after checkpointing
-    when interrupted by SIGINT/SIGTERM.
+    Raises TrainingDiverged on a NaN/Inf loss with ``on_nan="stop"`` (with ``"skip"``: after MAX_SKIPPED_IN_A_ROW
+    in a row); KeyboardInterrupt after checkpointing when interrupted by SIGINT/SIGTERM; NoSpaceError when the
+    disk is full (the last checkpoint is kept); InputError when another run holds ``out_dir``.
 
     Under ``torchrun`` (an initialised process group) the model is wrapped in DistributedDataParallel, each
-    rank draws its own batches (seed + rank) and rank 0 alone writes the run directory; other ranks return {}.
-    On resume every rank restores rank 0's RNG state and then ranks > 0 reseed with seed + rank + step.
+    rank draws its own batches (seed + rank) and rank 0 alone writes (and locks) the run directory; other ranks
+    return {}. On resume every rank restores rank 0's RNG state and then ranks > 0 reseed with seed + rank + step.
     """
     options = options or task.config.engine
     config = task.config.to_dict() if config is None else dict(config)
-    out_dir = out_dir if out_dir is not None else task.config.out
+    stored = {"kind": task.kind, **config, "engine": options.to_dict()}
     rank, world = distributed()
-    out_dir = prepare_run_dir(out_dir, options, rank)
-    checkpoint_path = out_dir / CHECKPOINT
-    tune_allocator()
-    seed_everything(options.seed + rank)
-    optimizer = make_optimizer(task.parameters(), options.lr)
-    start = 0
-    if options.resume and checkpoint_path.exists():
-        state, _ = load_checkpoint(checkpoint_path, kind=task.kind)
-        try:
-            task.model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"cannot resume from {checkpoint_path}: it was written by another configuration ({err})") from None
-        set_rng_state(state["rng"])
-        start = int(state["step"])
-        if rank:
-            seed_everything(options.seed + rank + start)
-    if rank == 0:
-        write_json(out_dir / "config.json", {"kind": task.kind, **config, "engine": options.to_dict()})
-
-    model = task.model
-    if options.compile:
-        model.compile()
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(model, device_ids=[task.device.index] if task.device.type == "cuda" else None)
-    amp = options.amp and task.device.type == "cuda"
-    # events are logged at step + 1: a resumed run hides what the interrupted one logged after its checkpoint
-    writer = summary_writer(out_dir, rank, purge_step=start + 1 if options.resume else None)
-    meta = {"kind": task.kind, "model": task.model_meta(), "config": config, "options": options.to_dict()}
-
-    def checkpoint(step: int, final: bool = False) -> None:
-        if not all(bool(torch.isfinite(p).all()) for p in task.parameters()):  # e.g. one step with a huge lr
-            raise TrainingDiverged(f"the weights became NaN or Inf by step {step}; the last good checkpoint (if any) "
-                                   f"is kept at {checkpoint_path}")
+    with run_directory(task.config.out if out_dir is None else out_dir, options, stored, task.config) as out_dir, \
+            reporting_full_disk(out_dir, "free some space, then continue from the last checkpoint with --resume"):
+        tune_allocator()
+        seed_everything(options.seed + rank)
+        optimizer = make_optimizer(task.parameters(), options.lr)
+        meta = {"kind": task.kind, "model": task.model_meta(), "config": config, "options": options.to_dict()}
+        checkpoint = TrainingState(out_dir / CHECKPOINT, task, optimizer, meta, rank)
+        start = checkpoint.resume(options.seed) if options.resume else 0
         if rank == 0:
-            state = {"model": task.model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                     "rng": rng_state()}
-            if final:  # e.g. a density over the trained prior's latents, computed once
-                state.update(task.final_state())
-            save_checkpoint(checkpoint_path, state, meta)
+            write_json(out_dir / CONFIG, stored)
 
-    from tqdm.auto import tqdm
+        model = task.model
+        if options.compile:
+            model.compile()
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
 
-    step_time, timed_steps, last_loss = 0.0, 0, None
-    started, out_of_time, done = time.perf_counter(), False, start
-    bar = tqdm(range(start, options.steps), initial=start, total=options.steps, disable=not options.progress,
-               desc=task.name, dynamic_ncols=True)
-    try:
-        with Interrupt() as interrupt:
-            for step in bar:
-                tick = time.perf_counter()
-                loss, logs = train_step(task, model, optimizer, step, options.clip_grad, amp)
-                if not torch.isfinite(loss):
-                    if options.on_nan == "skip":
-                        continue
-                    raise TrainingDiverged(f"loss became {loss.item()} at step {step}; the last good checkpoint "
-                                           f"(if any) is kept at {checkpoint_path}")
-                if task.device.type == "cuda":
-                    torch.cuda.synchronize(task.device)
-                if step > start:  # the first step pays one-off costs (allocation, compilation)
-                    step_time += time.perf_counter() - tick
-                    timed_steps += 1
-                done = step + 1
-                scalars = {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
-                for key, value in scalars.items():
-                    writer.add_scalar(f"train/{key}", value, done)
-                last_loss = scalars["loss"]
-                bar.set_postfix(loss=f"{last_loss:.3g}", refresh=False)
-                if rank == 0 and options.summary_every and done % options.summary_every == 0 and done < options.steps:
-                    _evaluate(task, writer, done)
-                if options.checkpoint_every and done % options.checkpoint_every == 0:
-                    checkpoint(done)
-                if interrupt.signum is not None:
-                    checkpoint(done)
-                    raise KeyboardInterrupt(f"interrupted at step {done}; checkpoint saved to {checkpoint_path}")
-                if options.minutes and all_agree(time.perf_counter() - started > 60 * options.minutes, world):
-                    out_of_time = True
-                    break
-        done = done if out_of_time else max(start, options.steps)
-        checkpoint(done, final=True)
-        if rank:
-            return {}
-        metrics = _evaluate(task, writer, done)
-        metrics.update(steps=done, sec_per_step=step_time / max(timed_steps, 1),
-                       params=sum(p.numel() for p in task.model.parameters()))
-        if last_loss is not None:
-            metrics["final_loss"] = last_loss
-        write_json(out_dir / "metrics.json", metrics)
-        task.write_outputs(out_dir)
-    finally:
-        bar.close()
-        writer.close()
+            model = DistributedDataParallel(model, device_ids=[task.device.index] if task.device.type == "cuda" else None)
+        amp = options.amp and task.device.type == "cuda"
+        # events are logged at step + 1: a resumed run hides what the interrupted one logged after its checkpoint
+        writer = summary_writer(out_dir, rank, purge_step=start + 1 if options.resume else None)
+
+        from tqdm.auto import tqdm
+
+        step_time, timed_steps, last_loss, skipped, in_a_row = 0.0, 0, None, 0, 0
+        started, out_of_time, done = time.perf_counter(), False, start
+        bar = tqdm(range(start, options.steps), initial=start, total=options.steps, disable=not options.progress,
+                   desc=task.name, dynamic_ncols=True)
+        try:
+            with Interrupt() as interrupt:
+                for step in bar:
+                    tick = time.perf_counter()
+                    loss, logs = train_step(task, model, optimizer, step, options.clip_grad, amp)
+                    done = step + 1
+                    if torch.isfinite(loss):
+                        if task.device.type == "cuda":
+                            torch.cuda.synchronize(task.device)
+                        if step > start:  # the first step pays one-off costs (allocation, compilation)
+                            step_time += time.perf_counter() - tick
+                            timed_steps += 1
+                        in_a_row, last_loss = 0, _log_step(writer, loss, logs, done)
+                        bar.set_postfix(loss=f"{last_loss:.3g}", refresh=False)
+                    else:  # no step was taken; the checks below still run
+                        skipped, in_a_row = skipped + 1, in_a_row + 1
+                        _check_skip(options.on_nan, loss, step, in_a_row, checkpoint.kept)
+                    if rank == 0 and options.summary_every and done % options.summary_every == 0 and done < options.steps:
+                        _evaluate(task, writer, done)
+                    if options.checkpoint_every and done % options.checkpoint_every == 0:
+                        checkpoint.save(done)
+                    if interrupt.signum is not None:
+                        checkpoint.save(done)
+                        note = f" ({skipped} steps skipped: NaN/Inf loss)" if skipped else ""
+                        raise KeyboardInterrupt(f"interrupted at step {done}{note}; checkpoint saved to "
+                                                f"{checkpoint.path}")
+                    if options.minutes and all_agree(time.perf_counter() - started > 60 * options.minutes, world):
+                        out_of_time = True
+                        break
+            done = done if out_of_time else max(start, options.steps)
+            checkpoint.save(done, final=True)
+            if rank:
+                return {}
+            if skipped:
+                print(f"note: --on-nan skip: skipped {skipped} of the {done - start} steps run (NaN/Inf loss)",
+                      file=sys.stderr)
+            metrics = _evaluate(task, writer, done)
+            metrics.update(steps=done, sec_per_step=step_time / max(timed_steps, 1),
+                           params=sum(p.numel() for p in task.model.parameters()))
+            if options.on_nan == "skip":
+                metrics["skipped_steps"] = skipped
+            if last_loss is not None:
+                metrics["final_loss"] = last_loss
+            write_json(out_dir / "metrics.json", metrics)
+            task.write_outputs(out_dir)
+        finally:
+            bar.close()
+            writer.close()
     return metrics
+
+
+def _check_skip(on_nan: str, loss: torch.Tensor, step: int, in_a_row: int, kept: str) -> None:
+    """TrainingDiverged for a NaN/Inf loss at ``step``, unless ``on_nan`` is "skip" and fewer than
+    MAX_SKIPPED_IN_A_ROW steps in a row were skipped (``kept``: what the error keeps, in words)."""
+    if on_nan == "stop":
+        raise TrainingDiverged(f"loss became {loss.item()} at step {step}; {kept}")
+    if in_a_row >= MAX_SKIPPED_IN_A_ROW:
+        raise TrainingDiverged(f"the loss was NaN or Inf at {in_a_row} steps in a row (steps {step + 1 - in_a_row} to "
+                               f"{step}) with --on-nan skip; stopping: {kept}")
+
+
+def _log_step(writer, loss: torch.Tensor, logs: dict, step: int) -> float:
+    """Log a step's loss and scalars to TensorBoard; returns the loss."""
+    scalars = {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
+    for key, value in scalars.items():
+        writer.add_scalar(f"train/{key}", value, step)
+    return scalars["loss"]
 
 
 def restore_task(task_cls: type[Task], run_dir: str | Path, device: torch.device | str = "cpu") -> Task:

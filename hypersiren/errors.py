@@ -15,3 +15,7 @@ class CheckpointError(HypersirenError):
 
 class TrainingDiverged(HypersirenError):
     """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+class NoSpaceError(HypersirenError):
+    """A write failed for lack of space (disk full, quota, file-size limit); nothing half-written is left."""

@@ -1,7 +1,8 @@
-"""File-system helpers: atomic writes, input-file and output-directory checks."""
+"""File-system helpers: atomic writes, a full disk reported in one line, input-file and output-directory checks."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -9,7 +10,24 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-from hypersiren.errors import InputError
+from hypersiren.errors import InputError, NoSpaceError
+
+TEMPORARY_PREFIX = ".hypersiren-"  # atomic writes' temporary files: .hypersiren-<name>.<random>.tmp beside <name>
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota exceeded, file-size limit
+
+
+@contextlib.contextmanager
+def reporting_full_disk(target: str | Path, then: str) -> Iterator[None]:
+    """Inside the block, an OSError for lack of space (``NO_SPACE``) becomes a one-line NoSpaceError naming
+    ``target``, and a NoSpaceError from a nested block gets ``then`` appended (what this level keeps or advises)."""
+    try:
+        yield
+    except NoSpaceError as err:
+        raise NoSpaceError(f"{err}; {then}") from None
+    except OSError as err:
+        if err.errno not in NO_SPACE:
+            raise
+        raise NoSpaceError(f"no space left to write {target} ({err.strerror or err}); {then}") from None
 
 
 def _umask() -> int:
@@ -21,23 +39,25 @@ def _umask() -> int:
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for writers that take a file name; if the block succeeds the file is
-    fsynced and renamed over ``path``, so readers see the old file or the new one, never half of one."""
+    fsynced and renamed over ``path``, so readers see the old file or the new one, never half of one. If the disk
+    is full the temporary file is removed and NoSpaceError says so; ``path`` is left as it was."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give outputs the usual permissions
-    try:
-        yield Path(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
+    with reporting_full_disk(path, f"{path.name} was not written; any earlier {path.name} is unchanged"):
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give outputs the usual permissions
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            yield Path(tmp)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 @contextlib.contextmanager

@@ -17,8 +17,8 @@ class TaskConfig(Config):
     """What every run holds besides the task's own options: where it goes, its device and the engine's options.
     A task's Config subclasses this and sets its engine defaults: ``engine: EngineConfig = EngineConfig(steps=500)``."""
 
-    out: str | None = option(None, "run directory (default: runs/<command>-<task>)", group="training")
-    device: str = option("auto", "auto, cpu, cuda or cuda:N", group="training")
+    out: str | None = option(None, "run directory (default: runs/<command>-<task>)", group="training", resumable=True)
+    device: str = option("auto", "auto, cpu, cuda or cuda:N", group="training", resumable=True)
     engine: EngineConfig = EngineConfig()
 
 

@@ -37,7 +37,8 @@ class Composite(PoissonGradient):
                                         "A); resized to the images")
         weight: float = option(0.5, "weight of B's gradients without a mask", check=unit_fraction)
         size: int = option(256, "longer side in pixels after resizing", check=positive_int)
-        render_size: int = option(0, "longer side of the rendered composite.png, 0 = --size", check=non_negative_int)
+        render_size: int = option(0, "longer side of the rendered composite.png, 0 = --size", check=non_negative_int,
+                                  resumable=True)
         engine: EngineConfig = EngineConfig(steps=1000)
 
     def load_signal(self) -> Tensor:

@@ -50,7 +50,7 @@ class FacePrior(Task):
         val_fraction: float = option(0.1, "held-out share of a folder without an official split",
                                      check=positive_float, group=DATA)
         max_train: int = option(0, "use at most N training faces, 0 = all", check=non_negative_int, group=DATA)
-        eval_images: int = option(100, "held-out faces evaluated", check=positive_int, group=DATA)
+        eval_images: int = option(100, "held-out faces evaluated", check=positive_int, group=DATA, resumable=True)
         batch_size: int = option(100, "faces per step", check=positive_int, group=DATA)
         target_pixels: int = option(0, "pixels per face the loss compares, drawn at random each step, 0 = all (the "
                                        "paper)", check=non_negative_int, group=DATA)

@@ -61,7 +61,7 @@ class Helmholtz(Task):
                                      check=positive_float)
         batch_points: int = option(4096, "uniform collocation points per step", check=positive_int)
         source_points: int = option(512, "extra collocation points per step near the source", check=non_negative_int)
-        render_size: int = option(256, "side of the rendered field.png panels", check=positive_int)
+        render_size: int = option(256, "side of the rendered field.png panels", check=positive_int, resumable=True)
         engine: EngineConfig = EngineConfig(steps=2000)
 
         def __post_init__(self):

@@ -26,7 +26,7 @@ class FitImage(SignalFit):
         input: str = option(help="image file, or a built-in image: camera, astronaut", positional=True)
         size: int = option(256, "longer side in pixels after resizing", check=positive_int)
         render_size: int = option(0, "longer side of the rendered fit.png, 0 = --size; any resolution works",
-                                  check=non_negative_int)
+                                  check=non_negative_int, resumable=True)
         engine: EngineConfig = EngineConfig(steps=500)
 
     def load_signal(self) -> Tensor:

@@ -63,14 +63,15 @@ class FitSdf(Task):
                                    group=LOSS)
         alpha: float = option(1e2, "alpha of the off-surface term", check=positive_float, group=LOSS)
         mesh_resolution: int = option(256, "marching-cubes grid per side for mesh.ply; memory ~ R^3 * 4 bytes (512: "
-                                           "0.5 GB)", check=positive_int, group=MESH)
+                                           "0.5 GB)", check=positive_int, group=MESH, resumable=True)
         eval_resolution: int = option(64, "marching-cubes grid per side for the Chamfer/normal metrics during "
-                                          "training", check=positive_int, group=MESH)
+                                          "training", check=positive_int, group=MESH, resumable=True)
         eval_points: int = option(20000, "input points (a fixed random subset) the metrics compare with",
-                                  check=positive_int, group=MESH)
+                                  check=positive_int, group=MESH, resumable=True)
         render_size: int = option(512, "pixels per side of mesh.png (TensorBoard's mesh picture: at most 256)",
-                                  check=positive_int, group=MESH)
-        chunk: int = option(DEFAULT_CHUNK, "grid points per network call when meshing", check=positive_int, group=MESH)
+                                  check=positive_int, group=MESH, resumable=True)
+        chunk: int = option(DEFAULT_CHUNK, "grid points per network call when meshing", check=positive_int, group=MESH,
+                            resumable=True)
         engine: EngineConfig = EngineConfig(steps=2000, summary_every=500, clip_grad=1.0)  # lr, clipping: the paper's code
 
         def __post_init__(self):

@@ -33,7 +33,7 @@ class FitVideo(SignalFit):
         size: int = option(64, "longer side of each frame in pixels after resizing", check=positive_int)
         frames: int = option(0, "fit only the first N frames, 0 = every frame", check=non_negative_int)
         render_size: int = option(0, "longer side of the rendered frames in fit.mp4 and fit_frames.png; any "
-                                     "resolution works, 0 = --size", check=non_negative_int)
+                                     "resolution works, 0 = --size", check=non_negative_int, resumable=True)
         batch_points: int = override(SignalFit.Config, "batch_points", 65536)
         engine: EngineConfig = EngineConfig(steps=1000)
 

@@ -50,9 +50,9 @@ class Wave(Task):
                                          check=positive_float)
         curriculum: float = option(0.5, "fraction of the steps over which the time window grows to T, 0 = off",
                                    check=non_negative_float)
-        frames: int = option(5, "evaluation times linspace(0, T, frames), >= 2", check=positive_int)
+        frames: int = option(5, "evaluation times linspace(0, T, frames), >= 2", check=positive_int, resumable=True)
         reference_size: int = option(257, "nodes per side of the finite-difference reference grid, >= 17",
-                                     check=positive_int)
+                                     check=positive_int, resumable=True)
         engine: EngineConfig = EngineConfig(steps=2000)
 
         def __post_init__(self):
