@@ -45,7 +45,7 @@ def test_every_input_kind_round_trips(prior):
     assert uint8.dtype == np.uint8 and uint8.shape == (20, 20, 3)
     np.testing.assert_array_equal(uint8, np.asarray(pil))
     floats = prior.complete(array.astype(np.float64) / 255, mask="half")
-    assert floats.dtype == np.float32 and floats.shape == (20, 20, 3)
+    assert floats.dtype == np.float64 and floats.shape == (20, 20, 3)  # the input's dtype
     np.testing.assert_allclose(floats, reference.permute(1, 2, 0).numpy(), atol=1e-5)
 
     tensor_uint8 = prior.complete(torch.from_numpy(array).permute(2, 0, 1), mask="half")

@@ -1,9 +1,9 @@
-"""Audio clips as signals: samples in [-1, 1] from WAV files (``hypersiren.formats.audio``) and back.
+"""Audio clips as signals: samples from WAV files (``hypersiren.formats.audio``) and back.
 
-Samples are mono float32 in [-1, 1]: integer PCM is divided by its full scale (int16 by 2^15, 24/32-bit by
-2^31 as scipy left-justifies 24-bit, uint8 as (x - 128) / 128), float samples are kept and stereo is averaged
-to mono. The network fits ``samples / peak`` (peak = max |sample|), so its values span [-1, 1]; outputs are
-multiplied by ``peak`` again.
+Samples are mono float32: integer PCM is divided by its full scale (int16 by 2^15, 24/32-bit by 2^31 as scipy
+left-justifies 24-bit, uint8 as (x - 128) / 128) into [-1, 1], float samples are kept as stored (a float WAV may
+peak above 1) and stereo is averaged to mono. The network fits ``samples / peak`` (peak = max |sample|), so its
+values span [-1, 1]; outputs are multiplied by ``peak`` again and written as 32-bit float WAV, never clipped.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ _FULL_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31, np.dtyp
 
 
 def pcm_to_float(data: np.ndarray) -> np.ndarray:
-    """Integer or float PCM (N,) or (N, channels) -> float32 in [-1, 1] with the same shape."""
+    """Integer or float PCM (N,) or (N, channels) -> float32 with the same shape: integers in [-1, 1], floats as
+    stored."""
     if data.dtype == np.uint8:
         return ((data.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
     if data.dtype in _FULL_SCALE:
@@ -31,7 +32,7 @@ def pcm_to_float(data: np.ndarray) -> np.ndarray:
 
 
 def load_audio(path: str | Path) -> tuple[Tensor, int]:
-    """Read a WAV file: returns mono samples (N,) float32 in [-1, 1] and the sample rate in Hz.
+    """Read a WAV file: returns mono samples (N,) float32 (see the module docstring) and the sample rate in Hz.
 
     Raises InputError for a missing, unreadable, empty or non-finite file.
     """
@@ -55,8 +56,8 @@ def peak(samples: Tensor) -> float:
 
 
 def save_audio(samples: Tensor, rate: int, path: str | Path) -> None:
-    """Write mono samples (N,) as a 32-bit float WAV at ``rate`` Hz, atomically (values are clipped to [-1, 1])."""
-    write_wav(path, samples.detach().float().cpu().clamp(-1, 1).numpy(), rate)
+    """Write mono samples (N,) as a 32-bit float WAV at ``rate`` Hz, atomically; values beyond [-1, 1] are kept."""
+    write_wav(path, samples.detach().float().cpu().numpy(), rate)
 
 
 def resampled_length(length: int, rate: int, new_rate: int) -> int:

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,7 +22,7 @@ from hypersiren.errors import InputError
 
 SPLITS = ("train", "val", "test", "all")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-CROP_RULE = "centre square of side min(h, w), antialiased bilinear resize, 8-bit"
+CROP_RULE = "upright (EXIF), centre square of side min(h, w), antialiased bilinear resize, 8-bit"
 CACHE_FORMAT = "hypersiren-faces/1"
 LAYOUT_HELP = ("expected (a) official CelebA: ROOT/img_align_celeba/*.jpg + ROOT/list_eval_partition.txt, "
                "(b) Kaggle CelebA: ROOT/img_align_celeba/img_align_celeba/*.jpg + ROOT/list_eval_partition.csv, "
@@ -126,19 +125,22 @@ def _quantize(images: Tensor) -> Tensor:
 
 
 def _decode(path: Path, resolution: int) -> Tensor | str:
-    """(3, R, R) uint8 face from an image file, or the reason it cannot be read."""
+    """(3, R, R) uint8 face from an image file (turned upright as its EXIF orientation says), or the reason it
+    cannot be read (a FIFO or device is never opened: it could block)."""
     from PIL import Image
 
-    from hypersiren.data.image import resize
+    from hypersiren.data.image import picture_tensor, resize
+    from hypersiren.io import check_input_file
 
     try:
+        check_input_file(path, "face image", "an image file")
         with Image.open(path) as opened:
-            image = opened.convert("RGB")
+            image = picture_tensor(opened, "RGB", path)
+    except InputError as err:
+        return str(err)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # corrupt or truncated files
         return str(err) or type(err).__name__
-    array = torch.from_numpy(np.asarray(image).copy())  # (H, W, 3) uint8
-    square = square_crop(array.permute(2, 0, 1)).float() / 255
-    return _quantize(resize(square, resolution, resolution))
+    return _quantize(resize(square_crop(image), resolution, resolution))
 
 
 def _decode_folder(folder: FaceFolder, resolution: int, progress: bool) -> tuple[Tensor, Tensor, list[str]]:

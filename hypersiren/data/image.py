@@ -38,33 +38,58 @@ def _builtin(name: str) -> np.ndarray:
 
 
 def load_image(source: str | Path, mode: str | None = None) -> Tensor:
-    """Read an image file (anything PIL reads) or a built-in name (``camera``, ``astronaut``).
-
-    mode: None keeps grayscale as 1 channel and turns everything else into RGB; "L" or "RGB" forces it.
-    Returns (C, H, W) float32 in [0, 1]. Raises InputError naming the problem.
-    """
+    """Read an image file (anything PIL reads) or a built-in name (``camera``, ``astronaut``): ``picture_tensor``
+    of it. Raises InputError naming the problem."""
     from PIL import Image
 
     if str(source) in BUILTIN_IMAGES and not Path(source).exists():
         image = Image.fromarray(_builtin(str(source)))
     else:
         image = read_image(source, f"an image file or one of {', '.join(BUILTIN_IMAGES)}")
-    if mode is None:
-        mode = "L" if image.mode in ("L", "I", "I;16", "F", "1") else "RGB"
-    if image.mode in ("I", "I;16", "F") and mode == "L":
-        array = np.asarray(image, dtype=np.float64)
-        if not np.isfinite(array).all():
-            raise InputError(f"image {source} contains NaN or Inf values")
-        span = array.max() - array.min()
-        array = (array - array.min()) / (span if span > 0 else 1)
-        tensor = torch.from_numpy(array.astype(np.float32))[None]
+    return picture_tensor(image, mode, source)
+
+
+def picture_tensor(image, mode: str | None = None, source: Any = "") -> Tensor:
+    """A PIL image as (C, H, W) float32 in [0, 1], turned upright as its EXIF orientation says.
+
+    mode: None keeps grayscale as 1 channel and turns everything else into RGB; "L" or "RGB" forces it.
+    Values are divided by their type's full range: 8-bit by 255, 16-bit (PNG, TIFF, PGM alike) by 65535; float
+    pictures must hold values in [0, 1]. InputError (naming ``source``) for values outside the type's range.
+    """
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode in _GRAY_DEEP:
+        tensor = torch.from_numpy(_deep_gray(image, source))[None]
+        tensor = tensor.expand(3, -1, -1) if mode == "RGB" else tensor
     else:
+        mode = mode or ("L" if image.mode in ("L", "1") else "RGB")
         array = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
         tensor = torch.from_numpy(array)
         tensor = tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1)
-    if not torch.isfinite(tensor).all():
-        raise InputError(f"image {source} contains NaN or Inf values")
     return tensor.contiguous()
+
+
+_GRAY_DEEP = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # one-channel PIL modes beyond 8 bits
+_FULL_RANGE = 65535.0  # 16-bit; PIL holds 16-bit PGM (and older PIL 16-bit PNG) in 32-bit mode "I"
+
+
+def _deep_gray(image, source) -> np.ndarray:
+    """(H, W) float32 in [0, 1] of a 16-bit, 32-bit integer or float grayscale picture; InputError for values the
+    type's range does not explain (negative or beyond 16 bits, floats outside [0, 1], NaN/Inf)."""
+    array = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise InputError(f"image {source} contains NaN or Inf values")
+    low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    if image.mode == "F":
+        if low < 0 or high > 1:
+            raise InputError(f"float image {source} has values in [{low:.4g}, {high:.4g}]; expected floats in [0, 1] "
+                             "(or an 8/16-bit integer picture)")
+        return array.astype(np.float32)
+    if low < 0 or high > _FULL_RANGE:
+        raise InputError(f"image {source} has integer values in [{low:.0f}, {high:.0f}]; expected 8-bit (0..255) or "
+                         "16-bit (0..65535) pixels")
+    return (array / _FULL_RANGE).astype(np.float32)
 
 
 def resize(image: Tensor, height: int, width: int) -> Tensor:
@@ -108,9 +133,8 @@ def _as_tensor(image: Any) -> tuple[Tensor, ImageKind]:
     """One image or batch -> (B, C, H, W) float in [0, 1] and its kind."""
     from PIL import Image
 
-    if isinstance(image, Image.Image):
-        array = np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
-        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)[None]
+    if isinstance(image, Image.Image):  # upright, 8/16-bit scaled, alpha dropped: as a picture file is read
+        tensor = picture_tensor(image, "RGB", "PIL image")[None]
         return _normalise(tensor, "PIL image"), ImageKind("pil", False, False, True)
     if isinstance(image, np.ndarray):
         if image.ndim not in (2, 3, 4):
@@ -194,7 +218,7 @@ def restore_images(images_unit: Tensor, kind: ImageKind):
     else:
         images = images_unit.to(kind.dtype if kind.library == "torch" else torch.float32)
     if kind.library == "numpy":
-        arrays = images.permute(0, 2, 3, 1).numpy()
+        arrays = images.permute(0, 2, 3, 1).numpy().astype(kind.dtype, copy=False)  # float64 in, float64 out
         if kind.is_list:
             return list(arrays)
         return arrays if kind.batched else arrays[0]

@@ -19,6 +19,7 @@ from hypersiren.errors import InputError
 from hypersiren.formats.surface import read_surface, read_triangles  # noqa: F401 - read_triangles: re-exported
 
 FILL = 0.9  # the unit-cube frame maps the bounding box's longest side to [-FILL, FILL]
+UNIT_RESOLUTION = 1e-6  # the coarsest float64 step points may have in the unit frame (far below any mesh cell)
 
 
 @dataclass
@@ -38,13 +39,23 @@ class Frame:
 
     @classmethod
     def fitting(cls, points: np.ndarray, fill: float = FILL) -> "Frame":
-        """Centre the bounding box at the origin and scale its longest side to [-fill, fill]. ``points`` (N, 3):
-        finite, with a finite span (as ``hypersiren.formats.surface`` guarantees)."""
+        """Centre the bounding box at the origin and scale its longest side to [-fill, fill]. ``points`` (N, 3)
+        finite. Computed in halves, so no step overflows even for coordinates near the float64 limit; InputError
+        when the points coincide, or when their extent is so small beside their coordinates that float64 places
+        them in the unit cube on a grid coarser than UNIT_RESOLUTION (their shape would be lost in rounding)."""
         low, high = points.min(axis=0), points.max(axis=0)
-        extent = float((high - low).max())
-        if not extent > 0:
-            raise InputError(f"all {len(points)} points coincide; expected a surface with a non-zero extent")
-        return cls(center=low / 2 + high / 2, scale=extent / (2 * fill))
+        half_extent = float((high / 2 - low / 2).max())
+        largest = float(np.abs(points).max())
+        if not half_extent > 0:
+            raise InputError(f"all points coincide (at {points[0].tolist()}); expected a surface with a non-zero extent")
+        frame = cls(center=low / 2 + high / 2, scale=half_extent / fill)
+        resolution = float(np.spacing(largest)) / frame.scale  # the unit frame's step between neighbouring points
+        if not (np.isfinite(frame.center).all() and np.isfinite(frame.scale) and resolution <= UNIT_RESOLUTION):
+            raise InputError(f"the {len(points)} points span only {2 * half_extent:.3g} at coordinates up to "
+                             f"{largest:.3g}, too little for float64 to keep their shape once centred and scaled; "
+                             "expected an extent that is not negligible beside the coordinates (rescale the points or "
+                             "move them nearer the origin)")
+        return frame
 
     def to_unit(self, points: np.ndarray) -> np.ndarray:
         return (points - self.center) / self.scale
@@ -95,16 +106,16 @@ def read_point_cloud(path: str | Path) -> PointCloud:
         raise InputError(f"{path} has neither normals nor faces, and its {count} points without normals are too few "
                          f"to estimate them (at least {NEIGHBOURS + 1}); expected more points, normals "
                          "(x y z nx ny nz) or a mesh")
+    unit = _normalised(surface.vertices)
     warnings.warn(f"{path} has no normals or faces: estimated normals from the {NEIGHBOURS} nearest neighbours of "
                   "each point (PCA), oriented outwards by propagation", stacklevel=2)
-    return PointCloud(surface.vertices, estimate_normals(_normalised(surface.vertices)))
+    return PointCloud(surface.vertices, estimate_normals(unit))
 
 
 def _normalised(points: np.ndarray) -> np.ndarray:
-    """Points (N, 3) centred and divided by their largest coordinate, for directions only: cross products and
-    covariances of huge file units cannot overflow."""
-    centred = points - (points.min(axis=0) / 2 + points.max(axis=0) / 2)
-    return centred / max(float(np.abs(centred).max()), np.finfo(np.float64).tiny)
+    """Points (N, 3) in their unit-cube frame, for directions only: cross products and covariances of huge file
+    units cannot overflow (InputError, before any work, for points the frame cannot hold)."""
+    return Frame.fitting(points).to_unit(points)
 
 
 def _unit_normals(path: str | Path, normals: np.ndarray) -> np.ndarray:

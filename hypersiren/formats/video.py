@@ -1,6 +1,7 @@
 """Video files through PyAV (FFmpeg): frames of any container and codec FFmpeg decodes in, H.264 MP4 out."""
 from __future__ import annotations
 
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -17,11 +18,13 @@ def read_video(path: str | Path, each_frame: Callable[[np.ndarray], Decoded], ma
                ) -> tuple[list[Decoded], float]:
     """Decode the first video stream of ``path``: ``each_frame`` of every RGB frame (H, W, 3) uint8 in order
     (the first ``max_frames``, 0 = all), so only what it returns stays in memory, and the frame rate in
-    frames/s. InputError for a missing, empty or undecodable file or one without video."""
+    frames/s. InputError for a missing, empty or undecodable file or one without video. A truncated or damaged
+    file gives the frames before the damage, with a warning naming how many of the declared frames were read."""
     import av
 
     path = check_input_file(path, "video file", "a video file such as MP4")
     frames: list[Decoded] = []
+    declared, damage = 0, ""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -29,14 +32,24 @@ def read_video(path: str | Path, each_frame: Callable[[np.ndarray], Decoded], ma
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # decode with several threads
             rate = float(stream.average_rate or stream.guessed_rate or 25)
-            for frame in container.decode(stream):
-                frames.append(each_frame(frame.to_ndarray(format="rgb24")))
-                if max_frames and len(frames) >= max_frames:
-                    break
+            declared = stream.frames  # 0 when the container does not say
+            try:
+                for frame in container.decode(stream):
+                    frames.append(each_frame(frame.to_ndarray(format="rgb24")))
+                    if max_frames and len(frames) >= max_frames:
+                        break
+            except av.FFmpegError as err:
+                if not frames:
+                    raise
+                damage = f" ({err})"
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read video {path}: {err} (expected a video file FFmpeg decodes, e.g. MP4)") from None
     if not frames:
         raise InputError(f"video {path} has no decodable frames")
+    if damage or len(frames) < min(declared, max_frames or declared):
+        read = f"{len(frames)} of the {declared} frames it declares" if declared else f"{len(frames)} frames"
+        warnings.warn(f"video {path}: read {read}; it is truncated or damaged{damage}, so only those frames are used",
+                      stacklevel=2)
     return frames, rate
 
 

@@ -53,7 +53,8 @@ class FitAudio(SignalFit):
         input: str = option(help="WAV file (8/16/24/32-bit PCM or 32/64-bit float, mono or stereo)", positional=True)
         size: int = option(0, "keep only the first S samples of the clip, 0 = the whole clip", check=non_negative_int)
         render_rate: int = option(0, "sample rate in Hz of the rendered fit.wav; the fit is a continuous function of "
-                                     "time and is resampled, 0 = the clip's rate", check=non_negative_int)
+                                     "time and is resampled, 0 = the clip's rate", check=non_negative_int,
+                             resumable=True)
         first_omega: float = override(SignalFit.Config, "first_omega", 3000.0)  # the paper's audio setting
         engine: EngineConfig = EngineConfig(steps=1000)
 
@@ -80,8 +81,9 @@ class FitAudio(SignalFit):
 
     def summaries(self, writer, step: int) -> None:
         fit = self.fit_samples().cpu()
-        writer.add_audio("fit", fit.clamp(-1, 1)[None], step, sample_rate=self.rate)
-        writer.add_audio("ground_truth", self.samples[None], step, sample_rate=self.rate)
+        scale = max(self.peak, 1.0)  # TensorBoard clips audio to [-1, 1]: a float clip peaking above 1 is scaled down
+        writer.add_audio("fit", (fit / scale).clamp(-1, 1)[None], step, sample_rate=self.rate)
+        writer.add_audio("ground_truth", (self.samples / scale)[None], step, sample_rate=self.rate)
         writer.add_image("waveforms", self.waveforms(fit), step)
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
