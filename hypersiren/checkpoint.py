@@ -151,8 +151,8 @@ def _short(value: Any, limit: int = 60) -> str:
 def restore_module(build: Callable[[], nn.Module], weights: Any, where: str) -> nn.Module:
     """``build()`` with ``weights`` (a state dict) loaded. ``build`` runs first on torch's meta device, which
     allocates nothing, and every tensor's name and shape are compared with what the configuration implies: a
-    configuration asking for a huge model, or weights of another one, are refused (CheckpointError naming the
-    tensor) before any memory is allocated. ``where``: the checkpoint, for messages."""
+    configuration asking for a huge model, weights of another one, or NaN/Inf weights are refused (CheckpointError
+    naming the tensor) before any memory is allocated. ``where``: the checkpoint, for messages."""
     if not isinstance(weights, Mapping) or not all(isinstance(v, Tensor) for v in weights.values()):
         raise CheckpointError(f"{where} holds no model weights (a dict of tensors)")
     expected = {name: tuple(t.shape) for name, t in skeleton(build).state_dict().items()}
@@ -162,6 +162,9 @@ def restore_module(build: Callable[[], nn.Module], weights: Any, where: str) -> 
             raise CheckpointError(f"{where} does not match its own configuration: tensor {_short(name)} has shape "
                                   f"{found.get(name, 'none (missing)')}, the configuration implies "
                                   f"{expected.get(name, 'none (unexpected)')}")
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{where}: tensor {_short(name)} holds NaN or Inf values; expected finite weights")
     module = build()
     module.load_state_dict(weights)
     return module

@@ -39,9 +39,9 @@ class Check:
         return value
 
     def expected(self, value) -> str:
-        """What the option accepts, in words, with the range of int64 or float32 when a finite ``value`` lies outside
-        it."""
-        if in_range(value) or (isinstance(value, float) and not math.isfinite(value)):
+        """What the option accepts, in words, with the range of int64 or float32 when only that refuses a finite
+        ``value``."""
+        if in_range(value) or (isinstance(value, float) and not math.isfinite(value)) or not self.accepts(value):
             return self.what
         return f"{self.what} {RANGE_WORDS[type(value)]}"
 
@@ -59,7 +59,7 @@ RANGE_WORDS = {int: "of magnitude below 2^63 (int64)", float: "of magnitude from
 
 MAX_WIDTH = 1 << 16  # features of one layer: wider networks exceed any memory budget long before
 MAX_LAYERS = 1000  # layers of one network: every layer is a Python object, built before any budget check
-DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:(0|[1-9]\d{0,3}))?")
 
 positive_int = Check(int, lambda v: v > 0, "a positive integer")
 non_negative_int = Check(int, lambda v: v >= 0, "an integer >= 0")

@@ -62,6 +62,7 @@ MESHES = {
 
 def _forged_checkpoints(d: Path, source: Path) -> None:
     """Prior checkpoints with a valid checksum over a hostile description (``{name}.safetensors`` in ``d``)."""
+    import torch
     from safetensors.torch import save
 
     from hypersiren.checkpoint import FORMAT, _digest, _pack, load_checkpoint, save_checkpoint
@@ -79,6 +80,9 @@ def _forged_checkpoints(d: Path, source: Path) -> None:
     save_checkpoint(d / "density_dim.safetensors", {**state, "latent_density": {**density, "mean": density["mean"][:3]}},
                     meta)
     save_checkpoint(d / "density_nan.safetensors", {**state, "latent_density": {**density, "noise": float("nan")}}, meta)
+    name, weight = next(iter(state["model"].items()))
+    nan_weight = weight.clone().reshape(-1).index_fill(0, torch.tensor([0]), float("nan")).reshape(weight.shape)
+    save_checkpoint(d / "nan_weight.safetensors", {**state, "model": {**state["model"], name: nan_weight}}, meta)
     for name, meta_text in {"deep_json": '{"kind": "prior/hypernet", "x": ' + "[" * 100000 + "]" * 100000 + "}",
                             "huge_json": json.dumps({**meta, "x": "x" * 3_000_000}),
                             "huge_integer": '{"kind": "prior/hypernet", "x": ' + "9" * 5000 + "}"}.items():
@@ -86,6 +90,14 @@ def _forged_checkpoints(d: Path, source: Path) -> None:
         texts = meta_text, json.dumps(_pack(state, tensors, "state"))
         header = {"format": FORMAT, "meta": texts[0], "structure": texts[1], "sha256": _digest(tensors, *texts)}
         (d / f"{name}.safetensors").write_bytes(save(tensors, metadata=header))
+
+
+def tiff(width: int, height: int) -> bytes:
+    """A little-endian TIFF whose one strip of 8-bit gray is announced but not there."""
+    tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, 1, 8),
+            (277, 3, 1, 1), (278, 4, 1, height), (279, 4, 1, 16)]
+    directory = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", *tag) for tag in tags) + bytes(4)
+    return b"II*\x00" + struct.pack("<I", 8) + directory + bytes(16)
 
 
 def write_inputs(d: Path, prior: Path) -> None:
@@ -96,7 +108,7 @@ def write_inputs(d: Path, prior: Path) -> None:
 
     for name, data in {"bomb20k.png": png(20000, 20000), "bomb10k.png": png(10000, 10000), "wide.png": png(10**8, 1),
                        "bomb.bmp": bmp(50000, 50000), "bomb.jpg": jpeg(60000, 60000), "bomb.gif": gif(65535, 65535),
-                       "bomb16.png": png(12000, 12000, color_type=0)}.items():
+                       "bomb.tif": tiff(100000, 100000), "bomb16.png": png(12000, 12000, color_type=0)}.items():
         (d / name).write_bytes(data)
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(d / "face.png")
     wavfile.write(d / "tone.wav", 8000, np.sin(np.arange(400) / 5).astype(np.float32))

@@ -31,6 +31,7 @@ from hypersiren.viz import colormap, normalize, side_by_side, stack_rows
 
 MAX_PULSE_WIDTH = 0.25  # so the pulse is < 4e-4 at the edges, where the Dirichlet condition holds
 FRAME_NODE_BYTES = 64  # memory per node and frame: the reference, the network's field and their pictures
+MAX_TRAVEL = 100.0  # speed x duration in domain units: the reference's time steps grow with it (25,600 at 257 nodes)
 
 
 @TASKS.register
@@ -61,6 +62,9 @@ class Wave(Task):
             super().__post_init__()
             if not self.pulse_width <= MAX_PULSE_WIDTH:
                 raise InputError(f"--pulse-width must be in (0, {MAX_PULSE_WIDTH}], got {self.pulse_width}")
+            if self.speed * self.duration > MAX_TRAVEL:
+                raise InputError(f"--speed x --duration = {self.speed * self.duration:g} domain units travelled; expected "
+                                 f"at most {MAX_TRAVEL:g} (the finite-difference reference's time steps grow with it)")
             if not self.curriculum <= 1:
                 raise InputError(f"--curriculum must be a fraction in [0, 1], got {self.curriculum}")
             if self.frames < 2:
