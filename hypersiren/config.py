@@ -11,6 +11,8 @@ a config from it and refuses unknown keys and values of the wrong type.
     class Config(TaskConfig):
         size: int = option(256, "longer side in pixels after resizing", check=positive_int)
 
+What a number or word option accepts is a ``Check`` (``hypersiren.checks``, re-exported here).
+
 A nested config field (``engine: EngineConfig = EngineConfig(steps=500)``) may be given as a dict of changes to
 its default: ``FitImage.Config(input="camera", engine={"steps": 5})``. A ``variant`` field holds one of several
 config classes chosen by name (the face prior's method); its dict form names the choice under ``selector``.
@@ -18,46 +20,16 @@ config classes chosen by name (the face prior's method); its dict form names the
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, field, fields
 from functools import lru_cache
 from typing import Any, Callable, ClassVar, Mapping
 
+from hypersiren.checks import RANGE_WORDS, Check, in_range, shown
+from hypersiren.checks import (device_name, layer_count, non_negative_float, non_negative_int,  # noqa: F401 (re-export)
+                               positive_float, positive_int, unit_fraction, width)
 from hypersiren.errors import InputError
-
-
-@dataclass(frozen=True)
-class Check:
-    """What a number option accepts: ``kind`` (int or float), a test, and the words for it ("a positive integer").
-    NaN and infinite values are never accepted."""
-
-    kind: type
-    accepts: Callable[[Any], bool]
-    what: str
-
-    def ok(self, value) -> bool:
-        return math.isfinite(value) and self.accepts(value)
-
-    def parse(self, text: str):
-        """Command-line text -> value; argparse.ArgumentTypeError("expected ..., got ...")."""
-        import argparse
-
-        try:
-            value = self.kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {self.what}, got {text!r}") from None
-        if not self.ok(value):
-            raise argparse.ArgumentTypeError(f"expected {self.what}, got {text}")
-        return value
-
-
-positive_int = Check(int, lambda v: v > 0, "a positive integer")
-non_negative_int = Check(int, lambda v: v >= 0, "an integer >= 0")
-positive_float = Check(float, lambda v: v > 0, "a positive number")
-non_negative_float = Check(float, lambda v: v >= 0, "a number >= 0")
-unit_fraction = Check(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 def option(default: Any = MISSING, help: str = "", *, check: Check | None = None, choices=None,
@@ -166,8 +138,8 @@ def _build(cls: type, base: Config | None, changes: Mapping[str, Any]) -> Config
     names = {f.name for f in fields(cls)}
     unknown = [k for k in changes if k not in names]
     if unknown:
-        raise InputError(f"{cls.__qualname__}: unknown option(s) {', '.join(map(str, unknown))}; expected some of "
-                         f"{', '.join(sorted(names))}")
+        keys = ", ".join(shown(k, quote=False) for k in unknown)
+        raise InputError(f"{cls.__qualname__}: unknown option(s) {keys}; expected some of {', '.join(sorted(names))}")
     return dataclasses.replace(base, **changes) if base is not None else cls(**changes)
 
 
@@ -188,11 +160,11 @@ def _coerce(f: dataclasses.Field, hint: Any, value: Any) -> Any:
         if isinstance(value, Mapping):
             return _build(hint, field_default(f), value)
         if not isinstance(value, hint):
-            raise InputError(f"{f.name}: expected a {hint.__qualname__} (or a dict of changes), got {value!r}")
+            raise InputError(f"{f.name}: expected a {hint.__qualname__} (or a dict of changes), got {shown(value)}")
         return value
     if typing.get_origin(hint) is tuple:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise InputError(f"{_label(f)}: expected a list, got {value!r}")
+            raise InputError(f"{_label(f)}: expected a list, got {shown(value)}")
         return tuple(_scalar(f, typing.get_args(hint)[0], item) for item in value)
     return _scalar(f, hint, value)
 
@@ -200,16 +172,18 @@ def _coerce(f: dataclasses.Field, hint: Any, value: Any) -> Any:
 def _scalar(f: dataclasses.Field, hint: Any, value: Any) -> Any:
     if isinstance(value, os.PathLike) and hint is str:
         value = os.fspath(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+    if hint is float and isinstance(value, int) and not isinstance(value, bool) and in_range(value):
         value = float(value)
     if hint in (int, float, str, bool) and (type(value) is not hint):
-        raise InputError(f"{_label(f)}: expected {_TYPE_WORDS[hint]}, got {value!r}")
+        raise InputError(f"{_label(f)}: expected {_TYPE_WORDS[hint]}, got {shown(value)}")
     choices, check = f.metadata.get("choices"), f.metadata.get("check")
     if choices is not None and value not in choices:
         noun = f.metadata.get("noun") or f.name.replace("_", " ")
-        raise InputError(f"unknown {noun} {value!r}; {f.name} must be one of {', '.join(map(str, choices))}")
+        raise InputError(f"unknown {noun} {shown(value)}; {f.name} must be one of {', '.join(map(str, choices))}")
     if check is not None and not check.ok(value):
-        raise InputError(f"{_label(f)}: expected {check.what}, got {value}")
+        raise InputError(f"{_label(f)}: expected {check.expected(value)}, got {shown(value)}")
+    if not in_range(value):
+        raise InputError(f"{_label(f)}: expected {_TYPE_WORDS[hint]} {RANGE_WORDS[hint]}, got {shown(value)}")
     return value
 
 
@@ -222,10 +196,10 @@ def _variant(f: dataclasses.Field, value: Any) -> Config:
         variant_name(f, value)  # one of the options
         return value
     if not isinstance(value, Mapping):
-        raise InputError(f"{f.name}: expected one of the {', '.join(options)} configs, got {value!r}")
+        raise InputError(f"{f.name}: expected one of the {', '.join(options)} configs, got {shown(value)}")
     changes = dict(value)
     name = changes.pop(f.metadata["selector"], variant_name(f, f.default))
-    if name not in options:
-        raise InputError(f"unknown {f.metadata['selector']} {name!r}; expected one of {', '.join(options)}")
+    if not isinstance(name, str) or name not in options:
+        raise InputError(f"unknown {f.metadata['selector']} {shown(name)}; expected one of {', '.join(options)}")
     config_cls = options[name]
     return _build(config_cls, f.default if type(f.default) is config_cls else None, changes)

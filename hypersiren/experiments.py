@@ -16,7 +16,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping
 
-from hypersiren.config import Config, non_negative_int, option, positive_float, positive_int
+from hypersiren.config import (Config, device_name, layer_count, non_negative_int, option, positive_float, positive_int,
+                               width)
 from hypersiren.engine import EngineConfig
 from hypersiren.errors import HypersirenError
 from hypersiren.nn import MODEL_NAMES
@@ -31,11 +32,11 @@ class FitComparison(Config):
     size: int = option(256, "longer side in pixels", check=positive_int)
     steps: int = option(1000, "training steps per fit", check=positive_int)
     lr: float = option(1e-4, "Adam learning rate", check=positive_float)
-    hidden_features: int = option(256, "network width", check=positive_int)
-    hidden_layers: int = option(3, "hidden layers", check=non_negative_int)
+    hidden_features: int = option(256, "network width", check=width)
+    hidden_layers: int = option(3, "hidden layers", check=layer_count)
     seed: int = option(0, "random seed", check=non_negative_int)
     models: tuple[str, ...] = option(("siren",), "networks to compare", choices=MODEL_NAMES)
-    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", check=device_name)
     progress: bool = option(True, "hide the progress bars")
 
     def fit_options(self, model: str, run: str) -> dict[str, Any]:

@@ -29,8 +29,8 @@ from torch import Tensor
 
 from hypersiren.checkpoint import load_checkpoint
 from hypersiren.data.image import ImageKind, from_unit, read_images, resize, restore_images
-from hypersiren.errors import CheckpointError, InputError
-from hypersiren.priors import PRIORS, FunctionPrior, inference
+from hypersiren.errors import InputError
+from hypersiren.priors import FunctionPrior, inference
 
 
 class HyperSiren:
@@ -47,26 +47,11 @@ class HyperSiren:
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "HyperSiren":
         """Load any ``prior/<method>`` checkpoint; CheckpointError for a missing, corrupt or non-prior file."""
-        state, meta = load_checkpoint(path, kind="prior/")
-        model = dict(meta.get("model") or {})
-        method = model.pop("method", None)
-        if method not in PRIORS:
-            raise CheckpointError(f"checkpoint {path} holds prior method {method!r}, which this hypersiren does not "
-                                  f"know; expected one of {', '.join(PRIORS)}")
-        try:
-            prior = PRIORS[method](PRIORS[method].Config.from_dict(model))
-            prior.load_state_dict(state["model"])
-        except (TypeError, ValueError, RuntimeError, KeyError) as err:
-            raise CheckpointError(f"checkpoint {path} does not match the {method!r} prior: {err}") from None
-        resolution = (meta.get("config") or {}).get("resolution", 32)
-        density = None
-        if "latent_density" in state:  # fitted at the end of training (FacePrior.final_state)
-            from hypersiren.generate import LatentDensity
+        from hypersiren.tasks.face_prior import restore_prior
 
-            try:
-                density = LatentDensity.from_state(state["latent_density"]).to(device)
-            except (KeyError, TypeError, ValueError, InputError) as err:
-                raise CheckpointError(f"checkpoint {path} holds an unreadable latent density: {err}") from None
+        state, meta = load_checkpoint(path, kind="prior/")
+        prior, resolution, density = restore_prior(path, state, meta)
+        density = density.to(device) if density is not None else None
         return cls(prior.to(device), resolution, meta, density)
 
     def context(self, image: Any, mask: Any = None, num_pixels: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, ImageKind]:

@@ -71,15 +71,24 @@ def set_rng_state(state: dict) -> None:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA if available, else CPU; otherwise the named device, checked to exist."""
+    """``auto`` -> CUDA if available, else CPU; otherwise ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, checked to
+    exist on this machine. Other names torch parses (meta, xpu, cpu:1, ...) are refused: hypersiren trains on none."""
+    from hypersiren.checks import DEVICE
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    if not isinstance(name, str) or not DEVICE.fullmatch(name):
+        raise InputError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps")
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise InputError(f"device {name!r} requested but this machine has {count} CUDA device(s); expected "
+                             f"cuda:0 to cuda:{count - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {name!r} requested but MPS (Apple GPUs) is not available; use --device cpu")
     return device
 
 

@@ -128,7 +128,7 @@ CLI_CASES = {
     "clip NaN": (["fit", "image", "camera", "--clip-grad", "nan"], "--clip-grad"),
     "resume and overwrite": (["fit", "image", "camera", "--resume", "--overwrite"], "not allowed with"),
     "on-nan choice": (["fit", "image", "camera", "--on-nan", "ignore"], "invalid choice"),
-    "device": (["fit", "image", "camera", "--device", "tpu9"], "unknown device"),
+    "device": (["fit", "image", "camera", "--device", "tpu9"], "--device: expected auto, cpu, cuda"),
     "output is a file": (["fit", "image", "camera", "--out", "{d}/a_file"], "is a file"),
     "output under a file": (["fit", "image", "camera", "--out", "{d}/a_file/run"], "is a file"),
     # face priors

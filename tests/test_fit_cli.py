@@ -156,7 +156,7 @@ BAD_INPUTS = {
     "zero lr": (["fit", "image", "camera", "--lr", "0"], "--lr: expected a positive number"),
     "unknown model": (["fit", "image", "camera", "--model", "gelu"], "invalid choice: 'gelu'"),
     "unknown task": (["fit", "sound", "x"], "invalid choice: 'sound'"),
-    "unknown device": (["fit", "image", "camera", "--device", "tpu9"], "unknown device"),
+    "unknown device": (["fit", "image", "camera", "--device", "tpu9"], "--device: expected auto, cpu, cuda"),
     "output is a file": (["fit", "image", "camera", "--out", "{junk}"], "is a file"),
     "output under a file": (["fit", "image", "camera", "--out", "{junk}/run"], "is a file"),
 }

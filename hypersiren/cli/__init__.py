@@ -11,10 +11,11 @@ from hypersiren.errors import HypersirenError
 
 
 class Parser(argparse.ArgumentParser):
-    """Reports a bad command line as one line (what was wrong, where to look) instead of usage + error."""
+    """Reports a bad command line as one ``hypersiren: error:`` line (the program's name, what was wrong, where to
+    look) instead of usage + error."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog.split()[0]}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,10 +41,13 @@ def run_task(task_cls, config) -> dict:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one line on stderr, like errors (not Python's file:line plus source line)."""
-    print(f"hypersiren: warning: {message}", file=sys.stderr)
+    print(f"hypersiren: warning: {(str(message).splitlines() or [''])[0]}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Bad input is one ``hypersiren: error:`` line and status 2. So is a numeric warning from a
+    library (numpy's or torch's overflow, invalid cast, division by zero: an input no check caught, which would
+    otherwise go on as garbage) and running out of memory despite the budget's checks (``hypersiren.limits``)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -52,14 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():  # restores Python's own warning display when main returns
             warnings.showwarning = _show_warning
+            warnings.simplefilter("error", RuntimeWarning)
             return int(args.handler(args) or 0)
     except HypersirenError as err:
         print(f"hypersiren: error: {err}", file=sys.stderr)
+        return 2
+    except (RuntimeWarning, FloatingPointError) as err:
+        print(f"hypersiren: error: a computation on this input failed ({_first_line(err)}); expected values that "
+              "float32 and float64 can represent", file=sys.stderr)
+        return 2
+    except MemoryError as err:  # numpy's allocation failures
+        print(f"hypersiren: error: out of memory ({_first_line(err)}); expected smaller options (HYPERSIREN_MAX_BYTES "
+              "lowers the memory budget they are checked against beforehand)", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(f"hypersiren: {err or 'interrupted'}", file=sys.stderr)
         return 130
 
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0]
 
 if __name__ == "__main__":
     sys.exit(main())

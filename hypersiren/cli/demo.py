@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from hypersiren.cli.prior import add_eval_options, eval_settings, evaluate_prior, print_table
-from hypersiren.config import non_negative_int, positive_float, positive_int
+from hypersiren.cli.prior import add_eval_options, check_evaluation, eval_settings, evaluate_prior, print_table
+from hypersiren.config import device_name, non_negative_int, positive_float, positive_int
 
 TENSORBOARD = "tensorboard --logdir {out}"
 
@@ -18,7 +18,6 @@ def _demo(args: argparse.Namespace) -> int:
     from hypersiren.tasks.face_prior import FacePrior
 
     out = check_output_dir(args.out)
-    eval_settings(args, args.resolution)  # a bad --settings fails now, not after training
     engine = EngineConfig(steps=args.steps, lr=args.lr, seed=args.seed, summary_every=args.summary_every, clip_grad=1.0,
                           minutes=args.minutes, progress=not args.no_progress,
                           overwrite=True)  # rerunning the demo trains afresh (and drops the old curves)
@@ -26,7 +25,9 @@ def _demo(args: argparse.Namespace) -> int:
                               target_pixels=args.target_pixels, flip=True, prior=HypernetPrior.Config(
                                   encoder="set", activation="relu", hypernet=args.hypernet),
                               out=str(out / "train"), device=args.device, engine=engine)
-    task = build_task(FacePrior, config)
+    task = build_task(FacePrior, config)  # checks the training's memory before reading the faces
+    eval_settings(args, args.resolution)  # a bad --settings or evaluation too large for memory fails now, not after
+    check_evaluation(args, len(task.held_out), args.resolution)  # training
     source = args.data or "scikit-image's LFW faces"
     print(f"demo: training a {args.hypernet} hypernetwork prior on {len(task.faces)} faces from {source} "
           f"({args.resolution}x{args.resolution}) for at most {args.minutes:g} min / {args.steps} steps")
@@ -55,7 +56,8 @@ def register(subparsers) -> None:
     demo.add_argument("--lr", type=positive_float.parse, default=1e-4, help="Adam learning rate (default: 1e-4)")
     demo.add_argument("--summary-every", type=non_negative_int.parse, default=200, help="TensorBoard pictures every N steps")
     demo.add_argument("--seed", type=non_negative_int.parse, default=0, help="random seed (default: 0)")
-    demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    demo.add_argument("--device", type=device_name.parse, default="auto",
+                      help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_eval_options(demo)
     demo.set_defaults(handler=_demo)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import math
 
-from hypersiren.config import non_negative_float, non_negative_int, positive_float, positive_int
+from hypersiren.config import Check, device_name, non_negative_int, positive_float, positive_int
+
+TEMPERATURE = Check(float, lambda v: 0 <= v <= 100, "a number from 0 to 100")  # the density's spread scaled further
 
 
 def add_density_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,9 +50,11 @@ def _load(args: argparse.Namespace):
 
 def _sample(args: argparse.Namespace) -> int:
     from hypersiren.data.image import check_image_output, save_image
+    from hypersiren.priors.inference import check_render
     from hypersiren.viz import side_by_side, stack_rows
 
     out = check_image_output(args.out)
+    check_render(args.num, args.resolution, f"--num {args.num} at --resolution {args.resolution}")
     prior = _load(args)
     faces = prior.sample(args.num, args.resolution, temperature=args.temperature, seed=args.seed).cpu()
     columns = args.columns or math.ceil(math.sqrt(args.num))
@@ -64,9 +68,11 @@ def _interpolate(args: argparse.Namespace) -> int:
     import warnings
 
     from hypersiren.data.image import check_image_output, load_image, resize, save_image
+    from hypersiren.priors.inference import check_render
     from hypersiren.viz import side_by_side
 
     out = check_image_output(args.out)
+    check_render(args.steps + 2, args.resolution, f"--steps {args.steps} at --resolution {args.resolution}")
     images = [load_image(path) for path in (args.start, args.end)]
     prior = _load(args)
     with warnings.catch_warnings(record=True) as notes:  # documented conversions (e.g. centre crop) as notes
@@ -88,7 +94,8 @@ def _common(parser: argparse.ArgumentParser, resolution: int) -> None:
     parser.add_argument("--out", required=True, help="output picture (PNG)")
     parser.add_argument("--resolution", type=positive_int.parse, default=resolution,
                         help=f"rendering resolution of each face, any size (default: {resolution})")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--device", type=device_name.parse, default="auto",
+                        help="auto, cpu, cuda, cuda:N or mps (default: auto)")
 
 
 def register(subparsers) -> None:
@@ -99,7 +106,7 @@ def register(subparsers) -> None:
     _common(sample, 128)
     sample.add_argument("--num", type=positive_int.parse, default=16, help="how many faces (default: 16)")
     sample.add_argument("--columns", type=positive_int.parse, default=None, help="faces per row (default: a square grid)")
-    sample.add_argument("--temperature", type=non_negative_float.parse, default=1.0,
+    sample.add_argument("--temperature", type=TEMPERATURE.parse, default=1.0,
                         help="scale of the density's spread: < 1 gives more typical faces, 0 the face of the mean "
                              "latent (default: 1)")
     sample.add_argument("--seed", type=non_negative_int.parse, default=0, help="random seed (default: 0)")

@@ -8,7 +8,7 @@ import os
 import warnings
 from pathlib import Path
 
-from hypersiren.config import non_negative_float, non_negative_int, positive_float, positive_int
+from hypersiren.config import device_name, non_negative_int, positive_float, positive_int
 
 def _init_distributed(device: str) -> tuple[int, str]:
     """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, else gloo), pick this rank's GPU;
@@ -61,8 +61,11 @@ def _context(args: argparse.Namespace):
 def _complete(args: argparse.Namespace) -> int:
     from hypersiren.data.image import check_image_output, load_image, save_image
     from hypersiren.prior import HyperSiren
+    from hypersiren.priors.inference import check_render
 
     out = check_image_output(args.out)
+    check_render((args.samples or 1) + 2, args.resolution,  # context | completion(s) | truth
+                 f"--resolution {args.resolution} with --samples {args.samples}")
     image = load_image(args.image)
     prior = HyperSiren.load(args.checkpoint)
     if args.mask is not None and not Path(args.mask).is_file():
@@ -103,11 +106,21 @@ def evaluate_prior(prior, faces, args, out: Path) -> dict:
     """Paper protocol on ``faces`` (N, 3, R, R) in [0, 1]; writes metrics.json, table.md, completions.png."""
     from hypersiren.evaluation import evaluate_prior, write_evaluation
 
+    check_evaluation(args, len(faces), prior.resolution)
     metrics, examples = evaluate_prior(prior.prior, faces.to(prior.device), refine_steps=getattr(args, "refine_steps", 0),
                                        settings=eval_settings(args, prior.resolution), seed=args.seed,
                                        batch_size=args.batch_size, progress=not args.no_progress)
     write_evaluation(out, metrics, examples, faces)
     return metrics
+
+
+def check_evaluation(args: argparse.Namespace, faces: int, resolution: int) -> None:
+    """InputError if completing ``--eval-batch-size`` of ``faces`` faces at once at ``resolution`` exceeds the memory
+    budget."""
+    from hypersiren.priors.inference import check_render
+
+    batch = min(args.batch_size, faces)
+    check_render(batch, resolution, f"--eval-batch-size {args.batch_size} ({batch} faces at resolution {resolution})")
 
 
 def eval_settings(args: argparse.Namespace, resolution: int) -> tuple[str, ...]:
@@ -164,6 +177,7 @@ def add_eval_options(parser: argparse.ArgumentParser, batch_size: int = 50) -> N
 
 def register(subparsers) -> None:
     from hypersiren.cli.arguments import add_arguments
+    from hypersiren.cli.generate import TEMPERATURE, add_density_arguments
     from hypersiren.tasks.face_prior import FacePrior
 
     train = subparsers.add_parser("train", help="train a prior (see `hypersiren train prior --help`)")
@@ -189,10 +203,8 @@ def register(subparsers) -> None:
                          help="draw K plausible completions given the context (latent density prior + context fit, "
                               "'randomise-then-optimise'); writes context | K completions | ground truth (default: 0 = "
                               "the one predicted completion)")
-    sampled.add_argument("--temperature", type=non_negative_float.parse, default=1.0,
+    sampled.add_argument("--temperature", type=TEMPERATURE.parse, default=1.0,
                          help="with --samples: spread of the completions (0: all the most probable one; default: 1)")
-    from hypersiren.cli.generate import add_density_arguments
-
     add_density_arguments(complete)
     complete.set_defaults(handler=_complete)
 
@@ -207,7 +219,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-images", type=non_negative_int.parse, default=0, help="evaluate at most N faces (0: all)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--seed", type=non_negative_int.parse, default=0, help="seed of the random contexts (default: 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--device", type=device_name.parse, default="auto",
+                        help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument("--refine-steps", type=non_negative_int.parse, default=0, help="test-time refinement steps (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_eval_options(parser)

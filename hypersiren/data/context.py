@@ -39,6 +39,11 @@ def _check_size(batch: int, resolution: int) -> None:
         raise InputError(f"masks need a positive batch size and resolution, got batch={batch}, resolution={resolution}")
 
 
+def _impossible(count, resolution: int) -> InputError:
+    return InputError(f"a context of {count} pixels is impossible in a {resolution}x{resolution} image; expected 1 "
+                      f"to {resolution * resolution} pixels")
+
+
 def random_pixel_masks(batch: int, resolution: int, num_pixels: int | Tensor, generator: torch.Generator | None = None,
                        device: torch.device | str | None = None) -> Tensor:
     """(B, R, R) masks with exactly ``num_pixels`` known pixels per sample, chosen uniformly without replacement.
@@ -47,12 +52,13 @@ def random_pixel_masks(batch: int, resolution: int, num_pixels: int | Tensor, ge
     """
     _check_size(batch, resolution)
     total = resolution * resolution
+    if isinstance(num_pixels, int) and not 1 <= num_pixels <= total:  # before torch, which stops at int64
+        raise _impossible(num_pixels, resolution)
     counts = torch.as_tensor(num_pixels).to(_sampling_device(generator))
     if counts.is_floating_point() or counts.dim() > 1 or (counts.dim() == 1 and counts.shape[0] != batch):
         raise InputError(f"num_pixels must be an integer or a ({batch},) integer tensor, got {num_pixels!r}")
     if counts.numel() and (counts.min() < 1 or counts.max() > total):
-        raise InputError(f"a context of {counts.tolist()} pixels is impossible in a {resolution}x{resolution} image; "
-                         f"expected 1 to {total} pixels")
+        raise _impossible(counts.tolist(), resolution)
     order = _uniform((batch, total), generator).argsort(dim=1)
     chosen = torch.arange(total, device=order.device).expand(batch, total) < counts.reshape(-1, 1)
     masks = torch.zeros(batch, total, dtype=torch.bool, device=order.device).scatter(1, order, chosen)
@@ -172,6 +178,8 @@ def evaluation_masks(setting: str, batch: int, resolution: int, generator: torch
     if setting == "half":
         return half_masks(batch, resolution, "top", device=device)
     if setting.isdigit():
+        if len(setting) > 18:  # more pixels than int64 counts (and too long for int() beyond 4300 digits)
+            raise _impossible(f"{setting[:18]}...", resolution)
         return random_pixel_masks(batch, resolution, int(setting), generator, device)
     raise InputError(f"unknown context setting {setting!r}; expected {EVALUATION_SETTINGS_HELP}")
 

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from hypersiren.errors import InputError
+from hypersiren.limits import check_memory
 
 SPLITS = ("train", "val", "test", "all")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -29,6 +30,8 @@ LAYOUT_HELP = ("expected (a) official CelebA: ROOT/img_align_celeba/*.jpg + ROOT
                "or (c) a folder of face images (.jpg/.png, searched recursively)")
 PARTITION_IDS = {"train": 0, "val": 1, "test": 2}
 SKIPPED_NAMED = 5
+FACE_BYTES = 9  # memory per value of the loaded faces: the uint8 cache, the float32 faces and a float32 copy
+LFW_FACES = 100  # scikit-image's LFW subset: its first 100 images are faces
 
 
 @dataclass(frozen=True)
@@ -126,20 +129,14 @@ def _quantize(images: Tensor) -> Tensor:
 
 def _decode(path: Path, resolution: int) -> Tensor | str:
     """(3, R, R) uint8 face from an image file (turned upright as its EXIF orientation says), or the reason it
-    cannot be read (a FIFO or device is never opened: it could block)."""
-    from PIL import Image
-
+    cannot be read (corrupt, truncated, over the pixel limit, or not a regular file: a FIFO is never opened)."""
     from hypersiren.data.image import picture_tensor, resize
-    from hypersiren.io import check_input_file
+    from hypersiren.formats.image import read_image
 
     try:
-        check_input_file(path, "face image", "an image file")
-        with Image.open(path) as opened:
-            image = picture_tensor(opened, "RGB", path)
+        image = picture_tensor(read_image(path), "RGB", path)
     except InputError as err:
         return str(err)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # corrupt or truncated files
-        return str(err) or type(err).__name__
     return _quantize(resize(square_crop(image), resolution, resolution))
 
 
@@ -258,7 +255,7 @@ def _lfw_faces(resolution: int) -> Tensor:
 
     from hypersiren.data.image import resize
 
-    faces = torch.from_numpy(data.lfw_subset()[:100]).float()
+    faces = torch.from_numpy(data.lfw_subset()[:LFW_FACES]).float()
     return _quantize(resize(faces[:, None], resolution, resolution)).expand(-1, 3, -1, -1).contiguous()
 
 
@@ -302,10 +299,13 @@ def load_faces(root: str | Path | None, split: str = "train", resolution: int = 
     if dtype not in (torch.float32, torch.uint8):
         raise InputError(f"dtype must be torch.float32 or torch.uint8, got {dtype}")
     if root is None:
+        check_memory({f"{LFW_FACES} faces at resolution {resolution}": LFW_FACES * 3 * resolution**2 * FACE_BYTES})
         faces = _lfw_faces(resolution)
         faces = faces[holdout_split(len(faces), split, val_fraction, seed)]
     else:
         folder = find_faces(root)
+        check_memory({f"{len(folder.files):,} faces at resolution {resolution}":
+                      len(folder.files) * 3 * resolution**2 * FACE_BYTES})
         in_split = split_files(folder, split, val_fraction, seed)
         images, indices = cached_faces(folder, resolution, cache_dir, progress)
         faces = images[in_split[indices]]

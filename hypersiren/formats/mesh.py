@@ -29,6 +29,8 @@ def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     import trimesh
 
     suffix = path.suffix.lower()
+    if suffix == ".obj":
+        _check_obj_indices(path)
     with open(path, "rb") as stream, _collected_messages() as notes:
         try:
             loaded = trimesh.load(stream, file_type=suffix[1:], process=False, **LOADER_OPTIONS.get(suffix, {}))
@@ -51,6 +53,22 @@ def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     vertices = np.concatenate([np.asarray(g.vertices, dtype=np.float64) for g in meshes])
     faces = np.concatenate([np.asarray(g.faces, dtype=np.int64) + offset for g, offset in zip(meshes, offsets)])
     return vertices, faces, notes
+
+
+def _check_obj_indices(path: Path) -> None:
+    """InputError for a face with vertex index 0: OBJ counts from 1 (negative: back from the last vertex), and
+    trimesh would silently read 0 as the last vertex."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            words = line.split()
+            if words[:1] == [b"f"] and any(_is_zero(word.split(b"/")[0]) for word in words[1:]):
+                raise InputError(f"{path}: OBJ face on line {number} has vertex index 0; expected indices from 1 (or "
+                                 "negative ones, counted back from the last vertex)")
+
+
+def _is_zero(word: bytes) -> bool:
+    digits = word.lstrip(b"+-")
+    return bool(digits) and digits.isdigit() and int(digits) == 0
 
 
 @contextlib.contextmanager

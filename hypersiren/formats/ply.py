@@ -2,7 +2,8 @@
 triangle meshes with vertex normals out.
 
 plyfile parses the header and body and reports truncated or malformed data; this module checks what a mesh
-needs on top of it: scalar x, y, z (and nx, ny, nz), integer face index lists, polygons split into fans.
+needs on top of it: element counts the file's size can hold (plyfile allocates what the header declares), scalar
+x, y, z (and nx, ny, nz), integer face index lists, polygons split into fans.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from hypersiren.errors import InputError
 
 FACE_PROPERTIES = ("vertex_indices", "vertex_index")  # both spellings are in use
+HEADER_LINE = 1024  # longest header line read when checking element counts
 TRIANGLES = {"face": {name: 3 for name in FACE_PROPERTIES}}  # plyfile's memory-mapped fast path for triangle meshes
 
 
@@ -24,6 +26,7 @@ def read_ply(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | No
     with open(path, "rb") as f:
         if f.read(4).rstrip(b"\r\n") != b"ply":
             raise InputError(f"{path} is not a PLY file (expected 'ply' ... 'end_header')")
+    _check_counts(path)
     try:
         try:
             data = PlyData.read(str(path), known_list_len=TRIANGLES)
@@ -40,6 +43,26 @@ def read_ply(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | No
         normals = _scalar_columns(path, vertex, ("nx", "ny", "nz"))
     faces = _faces(path, data["face"]) if "face" in data and data["face"].count else None
     return vertices, faces, normals
+
+
+def _check_counts(path: Path) -> None:
+    """InputError if the header declares more rows of an element than the bytes after it (each row takes at least
+    one) can hold, before plyfile allocates arrays of the declared sizes."""
+    elements: list[list] = []  # [name, count, properties]
+    with open(path, "rb") as f:
+        while line := f.readline(HEADER_LINE):
+            words = line.split()
+            if words[:1] == [b"element"] and len(words) == 3 and words[2].isdigit():
+                elements.append([words[1].decode(errors="replace"), int(words[2]), 0])
+            elif words[:1] == [b"property"] and elements:
+                elements[-1][2] += 1
+            elif words[:1] == [b"end_header"]:
+                break
+        body = path.stat().st_size - f.tell()
+    for name, count, properties in elements:
+        if properties and count > body:
+            raise InputError(f"{path}: PLY header declares {count:,} '{name}' rows, more than the {body:,} bytes after "
+                             "it can hold (truncated or corrupt)")
 
 
 def _read_error(path: Path, err: Exception) -> InputError:
@@ -80,6 +103,9 @@ def _faces(path: Path, element) -> np.ndarray:
     if np.dtype(prop.val_dtype).kind not in "iu":
         raise InputError(f"{path}: PLY face indices are {np.dtype(prop.val_dtype).name} numbers; expected integer "
                          "vertex indices")
+    if np.dtype(prop.len_dtype).kind not in "iu":
+        raise InputError(f"{path}: PLY face list lengths are {np.dtype(prop.len_dtype).name} numbers; expected "
+                         "integer counts")
     lists = element[name]
     if lists.dtype != object:  # the fast path read (F, 3) at once
         return lists.astype(np.int64)

@@ -15,8 +15,12 @@ import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
-from hypersiren.config import Config, non_negative_int, option, positive_float, positive_int
+from hypersiren.config import Check, Config, layer_count, option, width
 from hypersiren.nn import fused_sine
+
+
+MAX_OMEGA = 1e6  # beyond it, the float32 sine arguments of inputs in [-1, 1] keep no precision (phase steps > 0.1)
+omega = Check(float, lambda v: 0 < v <= MAX_OMEGA, f"a positive number up to {MAX_OMEGA:g}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,10 +29,10 @@ class SirenConfig(Config):
 
     title = "network"
 
-    hidden_features: int = option(256, "width of hidden layers", check=positive_int)
-    hidden_layers: int = option(3, "hidden-to-hidden layers", check=non_negative_int)
-    first_omega: float = option(30.0, "w0 of the first sine layer", check=positive_float)
-    hidden_omega: float = option(30.0, "w0 of later sine layers", check=positive_float)
+    hidden_features: int = option(256, "width of hidden layers", check=width)
+    hidden_layers: int = option(3, "hidden-to-hidden layers", check=layer_count)
+    first_omega: float = option(30.0, "w0 of the first sine layer", check=omega)
+    hidden_omega: float = option(30.0, "w0 of later sine layers", check=omega)
 
 
 def affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from hypersiren.config import option, positive_int
+from hypersiren.config import option, width
 from hypersiren.nn.siren import Siren
 from hypersiren.priors.base import PRIORS
 from hypersiren.priors.inner_loop import Code, InnerLoopConfig, InnerLoopPrior, masked_mse
@@ -28,7 +28,7 @@ class Functa(InnerLoopPrior):
 
     @dataclass(frozen=True, kw_only=True)
     class Config(InnerLoopConfig):
-        latent_dim: int = option(128, "latent size", check=positive_int)
+        latent_dim: int = option(128, "latent size", check=width)
         meta_sgd: bool = option(True, "keep the inner learning rate fixed instead of learning one per latent dimension "
                                       "(Li et al. 2017)")
         first_order: bool = option(False, "first-order outer gradient (inner gradients treated as constants)")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from hypersiren.config import non_negative_float, non_negative_int, option, positive_int
+from hypersiren.config import layer_count, non_negative_float, option, width
 from hypersiren.data.grid import grid
 from hypersiren.nn.encoders import ENCODERS, build_encoder
 from hypersiren.nn.hypernet import HYPERNETS, build_hypernet
@@ -30,9 +30,9 @@ class HypernetPrior(FunctionPrior):
         activation: str = option("relu", "set-encoder activation", choices=("relu", "sine"))
         hypernet: str = option("full", "full = paper (a head per SIREN parameter), light = shift modulations of a "
                                        "shared SIREN", choices=HYPERNETS)
-        latent_dim: int = option(256, "latent size", check=positive_int)
-        head_features: int = option(256, "width of the hypernetwork heads", check=positive_int)
-        head_layers: int = option(1, "hidden layers of the hypernetwork heads", check=non_negative_int)
+        latent_dim: int = option(256, "latent size", check=width)
+        head_features: int = option(256, "width of the hypernetwork heads", check=width)
+        head_layers: int = option(1, "hidden layers of the hypernetwork heads", check=layer_count)
         lambda_latent: float = option(0.1, "weight of mean(z^2)", check=non_negative_float)
         lambda_weights: float = option(100.0, "weight of mean(theta^2)", check=non_negative_float)
 

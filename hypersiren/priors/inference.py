@@ -13,9 +13,11 @@ from torch import Tensor
 
 from hypersiren.data.grid import grid
 from hypersiren.data.image import from_unit, to_unit
+from hypersiren.limits import FLOAT32, check_memory
 from hypersiren.priors.base import FunctionPrior
 
 MAX_POINTS = 1 << 20  # coordinates evaluated per network call when rendering (over the whole batch)
+PIXEL_BYTES = 3 * 3 * FLOAT32  # memory per rendered pixel: three float32 copies of its colour
 
 
 def encode(prior: FunctionPrior, images_unit: Tensor, masks: Tensor, refine_steps: int = 0, *, lr: float = 1e-2,
@@ -38,11 +40,20 @@ def batch_size(code: Any) -> int:
     return code.shape[0] if isinstance(code, Tensor) else batch_size(next(iter(code.values())))
 
 
+def check_render(images: int, resolution: int, what: str | None = None) -> None:
+    """InputError if rendering ``images`` images at ``resolution`` would exceed the memory budget; ``what``: the
+    options asking for them, for the message."""
+    pixels = resolution * resolution
+    check_memory({what or f"rendering {images} image(s) at resolution {resolution}":
+                  images * pixels * PIXEL_BYTES + pixels * 2 * FLOAT32})
+
+
 @torch.no_grad()
 def render(prior: FunctionPrior, code: Any, resolution: int, max_points: int = MAX_POINTS) -> Tensor:
     """The images (B, 3, r, r) in [0, 1] that ``code`` describes at any resolution r, evaluated in chunks of at
-    most ``max_points`` coordinates over the batch, on the prior's device."""
+    most ``max_points`` coordinates over the batch, on the prior's device (``check_render`` first)."""
     batch = batch_size(code)
+    check_render(batch, resolution)
     coords = grid(resolution, resolution, device=next(prior.parameters()).device)
     chunk = max(1, max_points // batch)
     parts = [prior.render(code, coords[i:i + chunk].expand(batch, -1, -1)) for i in range(0, len(coords), chunk)]

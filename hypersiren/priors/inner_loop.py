@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from hypersiren.config import non_negative_int, option, positive_float
+from hypersiren.config import Check, option, positive_float
 from hypersiren.data.grid import grid
 from hypersiren.priors.base import FunctionPrior, PriorConfig
 
@@ -73,11 +73,15 @@ def sgd_steps(
     return code, initial_loss
 
 
+MAX_INNER_STEPS = 1000  # every step is unrolled into the outer loss's graph, like a layer
+INNER_STEPS = Check(int, lambda v: 0 <= v <= MAX_INNER_STEPS, f"an integer from 0 to {MAX_INNER_STEPS}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class InnerLoopConfig(PriorConfig):
     """Options of a prior that fits its code to the context by SGD steps."""
 
-    inner_steps: int = option(3, "inner SGD steps on the context", check=non_negative_int)
+    inner_steps: int = option(3, "inner SGD steps on the context", check=INNER_STEPS)
     inner_lr: float = option(1e-2, "inner SGD learning rate (the initial one when learned)", check=positive_float)
 
 

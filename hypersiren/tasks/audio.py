@@ -12,13 +12,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from hypersiren.config import non_negative_int, option, override
+from hypersiren.config import Check, non_negative_int, option, override
 from hypersiren.data.audio import load_audio, peak, resampled_length, save_audio
 from hypersiren.data.image import save_image
 from hypersiren.engine import EngineConfig
 from hypersiren.errors import InputError
 from hypersiren.registry import TASKS
-from hypersiren.tasks.signal_fit import SignalFit
+from hypersiren.limits import FLOAT32
+from hypersiren.tasks.signal_fit import RENDER_COPIES, SignalFit
+
+WAV_RATE = Check(int, lambda v: 0 <= v < 2**32, "a rate in Hz below 2^32 (WAV stores it in 32 bits), 0 = the clip's")
 
 
 def waveform_picture(tracks: dict[str, Tensor], rate: int) -> Tensor:
@@ -53,8 +56,7 @@ class FitAudio(SignalFit):
         input: str = option(help="WAV file (8/16/24/32-bit PCM or 32/64-bit float, mono or stereo)", positional=True)
         size: int = option(0, "keep only the first S samples of the clip, 0 = the whole clip", check=non_negative_int)
         render_rate: int = option(0, "sample rate in Hz of the rendered fit.wav; the fit is a continuous function of "
-                                     "time and is resampled, 0 = the clip's rate", check=non_negative_int,
-                             resumable=True)
+                                     "time and is resampled, 0 = the clip's rate", check=WAV_RATE, resumable=True)
         first_omega: float = override(SignalFit.Config, "first_omega", 3000.0)  # the paper's audio setting
         engine: EngineConfig = EngineConfig(steps=1000)
 
@@ -70,6 +72,23 @@ class FitAudio(SignalFit):
         self.samples = samples
         self.peak = peak(samples)
         return (samples / self.peak)[:, None]
+
+    def describe_signal(self, shape: tuple[int, ...]) -> str:
+        return f"the clip ({shape[0]:,} samples; --size {self.config.size} keeps the first S, 0 = all)"
+
+    def output_needs(self, shape: tuple[int, ...], channels: int) -> dict[str, float]:
+        length = self.render_length(shape[0])
+        return {f"--render-rate {self.render_rate} (fit.wav, {length:,} samples)":
+                length * channels * FLOAT32 * RENDER_COPIES}
+
+    @property
+    def render_rate(self) -> int:
+        """Sample rate of fit.wav in Hz: ``--render-rate``, else the clip's."""
+        return self.config.render_rate or self.rate
+
+    def render_length(self, length: int) -> int:
+        """Samples of fit.wav: the clip's ``length`` samples resampled to ``render_rate``."""
+        return resampled_length(length, self.rate, self.render_rate) if self.render_rate != self.rate else length
 
     def fit_samples(self, length: int | None = None) -> Tensor:
         """The fit as samples (length,) in the clip's units (default length: the clip's)."""
@@ -87,10 +106,8 @@ class FitAudio(SignalFit):
         writer.add_image("waveforms", self.waveforms(fit), step)
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
-        rate = self.config.render_rate or self.rate
-        length = resampled_length(len(self.samples), self.rate, rate) if rate != self.rate else len(self.samples)
         paths = [out_dir / "fit.wav", out_dir / "ground_truth.wav", out_dir / "waveforms.png"]
-        save_audio(self.fit_samples(length), rate, paths[0])
+        save_audio(self.fit_samples(self.render_length(len(self.samples))), self.render_rate, paths[0])
         save_audio(self.samples, self.rate, paths[1])
         save_image(self.waveforms(self.fit_samples().cpu()), paths[2])
         return paths

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from hypersiren.config import Config, option
+from hypersiren.config import Config, device_name, option
 from hypersiren.engine import EngineConfig
 
 
@@ -18,7 +18,7 @@ class TaskConfig(Config):
     A task's Config subclasses this and sets its engine defaults: ``engine: EngineConfig = EngineConfig(steps=500)``."""
 
     out: str | None = option(None, "run directory (default: runs/<command>-<task>)", group="training", resumable=True)
-    device: str = option("auto", "auto, cpu, cuda or cuda:N", group="training", resumable=True)
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", check=device_name, group="training", resumable=True)
     engine: EngineConfig = EngineConfig()
 
 
@@ -28,8 +28,8 @@ class Task:
     Subclasses set ``name`` (the CLI word), ``kind`` (stored in checkpoints), ``description`` (one line for
     ``hypersiren zoo``) and ``Config`` (a ``TaskConfig`` dataclass with the task's options), and implement
     ``__init__`` (build data and ``self.model`` from ``config``; raise InputError on bad input), ``batch``,
-    ``loss`` and ``metrics``. ``summaries`` and ``write_outputs`` are optional. Decorating the class with
-    ``@TASKS.register`` (``hypersiren.registry``) makes it a zoo entry.
+    ``loss`` and ``metrics``. ``summaries``, ``write_outputs`` and ``memory_needs`` are optional. Decorating the
+    class with ``@TASKS.register`` (``hypersiren.registry``) makes it a zoo entry.
     """
 
     name: ClassVar[str]
@@ -39,10 +39,20 @@ class Task:
     model: nn.Module
 
     def __init__(self, config: TaskConfig, device: torch.device | str | None = None):
+        from hypersiren.limits import check_memory
         from hypersiren.runtime import resolve_device
 
         self.config = config
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
+        check_memory(self.memory_needs())
+
+    def memory_needs(self) -> dict[str, float]:
+        """Bytes the options imply, keyed by what asks for them as the user wrote it (``--mesh-resolution 5000 (the
+        SDF grid)``): training steps and every output. Checked against the memory budget (``hypersiren.limits``)
+        when the task is built, before its inputs are read, so an output that cannot be made is refused before
+        training. Needs that depend on the input are checked once its size is known, before allocating at that
+        size (``SignalFit.fitted_shape``). Default: none."""
+        return {}
 
     def model_meta(self) -> dict[str, Any]:
         """JSON config that rebuilds ``self.model`` (stored in the checkpoint as ``meta["model"]``)."""

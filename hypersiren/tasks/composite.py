@@ -47,7 +47,7 @@ class Composite(PoissonGradient):
         first, second = (load_image(path) for path in paths)
         if first.shape[0] != second.shape[0]:
             first, second = (load_image(path, mode="RGB") for path in paths)
-        shape = fit_size(*first.shape[1:], self.config.size)
+        shape = self.fitted_shape(fit_size(*first.shape[1:], self.config.size), len(first))
         self.inputs = (resize(first, *shape), resize(second, *shape))
         if self.config.mask is not None:
             self.blend_weight = resize(load_image(self.config.mask, mode="L"), *shape)

@@ -6,6 +6,7 @@ contexts, evaluated on held-out faces at 10 / 100 / 1000 pixels and the top half
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,17 +14,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hypersiren.checkpoint import restore_module
 from hypersiren.config import non_negative_int, option, positive_float, positive_int, variant
 from hypersiren.data.grid import grid
 from hypersiren.data.image import from_unit, save_image
 from hypersiren.engine import EngineConfig
+from hypersiren.errors import CheckpointError, InputError
+from hypersiren.limits import check_memory
+from hypersiren.nn.measure import build_checked, step_bytes
 from hypersiren.priors import inference
-from hypersiren.priors.base import PriorConfig
+from hypersiren.priors.base import FunctionPrior, PriorConfig
 from hypersiren.priors.hypernet import HypernetPrior
 from hypersiren.registry import PRIORS
 from hypersiren.tasks.base import Task, TaskConfig
 
 TRAIN_SETTINGS = ("10", "100", "1000", "half")
+FACE_PIXEL_BYTES = 64  # memory per pixel of one face being completed: images, mask, coordinates and render (float32)
 PICTURE_SETTINGS = ("10", "100", "half")
 DATA = "data"
 
@@ -74,7 +80,8 @@ class FacePrior(Task):
         self.faces = FaceBatches(train.to(device), config.batch_size, flip=config.flip)
         self.coords = grid(resolution, resolution, device=device)
         prior_cls = PRIORS.owner(config.prior)
-        self.model = prior_cls(config.prior).to(device)
+        self.model = build_checked(lambda: prior_cls(config.prior), f"the {prior_cls.method} prior's networks "
+                                   f"(--hidden-features, --hidden-layers and the method's options)").to(device)
         self.kind = f"{FacePrior.kind}/{prior_cls.method}"
         self.pictures = self.held_out[:8]
         generator = torch.Generator(device="cpu").manual_seed(1234)
@@ -83,6 +90,17 @@ class FacePrior(Task):
 
     def model_meta(self) -> dict[str, Any]:
         return {"method": self.model.method, **self.model.config.to_dict()}
+
+    def memory_needs(self) -> dict[str, float]:
+        c, pixels = self.config, self.config.resolution**2
+        targets = c.target_pixels if 0 < c.target_pixels < pixels else pixels
+        face = pixels * FACE_PIXEL_BYTES
+        return {f"--batch-size {c.batch_size} at --resolution {c.resolution}": c.batch_size * face,
+                f"--eval-images {c.eval_images} at --resolution {c.resolution}": c.eval_images * face,
+                f"a training step on --batch-size {c.batch_size} x {targets:,} pixels (--target-pixels "
+                f"{c.target_pixels}, --hidden-features {c.prior.hidden_features}, --hidden-layers "
+                f"{c.prior.hidden_layers})": step_bytes(c.batch_size * targets, c.prior.hidden_features,
+                                                        c.prior.hidden_layers)}
 
     def final_state(self) -> dict[str, Any]:
         """A prior with vector latents stores the density of its training faces' latents, so that
@@ -157,6 +175,48 @@ class FacePrior(Task):
         with self.evaluating():
             save_image(self.completion_grid(), path)
         return [path]
+
+
+def restore_prior(path: str | Path, state: Any, meta: dict) -> tuple[FunctionPrior, int, Any]:
+    """(the prior, its training resolution, its latent density or None) that a ``prior/<method>`` checkpoint's
+    ``state`` and ``meta`` (``load_checkpoint``) describe. Both are untrusted: the model's and the task's configs go
+    through ``Config.from_dict`` (types, ranges, keys), the weights' shapes are compared with the model's config
+    before it is built (``restore_module``), a face at the resolution must fit the memory budget and the density
+    must match the latent size. CheckpointError naming what is wrong."""
+    model = meta.get("model")
+    if not isinstance(model, dict) or not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds no prior: its model entry is a {type(model).__name__}, "
+                              "expected a JSON object with the method and its options")
+    options = dict(model)
+    method = options.pop("method", None)
+    if not isinstance(method, str) or method not in PRIORS:
+        raise CheckpointError(f"checkpoint {path} holds prior method {str(method)[:40]!r}, which this hypersiren does "
+                              f"not know; expected one of {', '.join(PRIORS)}")
+    try:
+        prior_config = PRIORS[method].Config.from_dict(options)
+        config = FacePrior.Config.from_dict(meta.get("config", {}))
+        check_memory({f"its config.resolution {config.resolution} (one face at that resolution)":
+                      config.resolution**2 * FACE_PIXEL_BYTES})
+    except InputError as err:
+        raise CheckpointError(f"checkpoint {path} holds a configuration this hypersiren cannot use: {err}") from None
+    prior = restore_module(lambda: PRIORS[method](prior_config), state.get("model"), f"checkpoint {path}")
+    density = None
+    if "latent_density" in state:  # fitted at the end of training (FacePrior.final_state)
+        density = _restore_density(path, state["latent_density"], prior.latent_dim)
+    return prior, config.resolution, density
+
+
+def _restore_density(path: str | Path, entry: Any, latent_dim: int | None):
+    from hypersiren.generate import LatentDensity
+
+    try:
+        density = LatentDensity.from_state(entry)
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, InputError) as err:
+        raise CheckpointError(f"checkpoint {path} holds an unreadable latent density: {err}") from None
+    if density.gaussian.dim != latent_dim or not (math.isfinite(density.noise) and density.noise >= 0):
+        raise CheckpointError(f"checkpoint {path} holds a latent density over {density.gaussian.dim} dimensions with "
+                              f"noise {density.noise}; expected {latent_dim} dimensions and a finite noise >= 0")
+    return density
 
 
 # The paper's CelebA settings (32 x 32, set encoder with sine activations, latent 256, full hypernetwork over a SIREN

@@ -21,13 +21,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from hypersiren.config import non_negative_int, option, positive_float, positive_int
+from hypersiren.config import Check, non_negative_int, option, positive_int
 from hypersiren.data.grid import grid
 from hypersiren.data.image import save_image
 from hypersiren.diff import value_and_derivatives
 from hypersiren.engine import EngineConfig
 from hypersiren.errors import InputError
 from hypersiren.nn import NetworkConfig, build_model
+from hypersiren.nn.measure import step_bytes
 from hypersiren.pde import PML, VELOCITY_MODELS, gaussian_source, hankel_solution, helmholtz_residual, squared_slowness
 from hypersiren.registry import TASKS
 from hypersiren.render import render_grid
@@ -35,8 +36,15 @@ from hypersiren.tasks.base import Task, TaskConfig
 from hypersiren.viz import colormap, normalize, side_by_side, stack_rows
 
 EXCLUDED_RADIUS = 0.1  # the metric ignores the source's near field r < 0.1
+# Physical options within ranges where the field stays representable and resolvable in float32 (the PML's
+# (depth / width)^2, the source's 1 / sigma^2 and 1 / c^2 stay finite; k and a below 10^4)
+UP_TO_1E4 = Check(float, lambda v: 0 < v <= 1e4, "a positive number up to 10000")
+INCLUSION_SPEED = Check(float, lambda v: 0.01 <= v <= 100, "a speed from 0.01 to 100")
+PML_WIDTH = Check(float, lambda v: v >= 1e-3, "a positive number, at least 0.001")
+SOURCE_SIGMA = Check(float, lambda v: v >= 1e-4, "a positive number, at least 0.0001")
 MAX_SIGMA = 0.02  # so the Gaussian source is negligible (< 1e-5 of its peak) outside EXCLUDED_RADIUS
 EVAL_SIZE = 256  # metric grid (EVAL_SIZE^2 points over the square)
+PICTURE_PIXEL_BYTES = 256  # memory per pixel of field.png: network and exact fields (complex, float64) and colours
 RESIDUAL_POINTS = 2048  # fixed random points for the residual metric
 
 
@@ -52,13 +60,15 @@ class Helmholtz(Task):
                                               "square |x|,|y| < 0.3 or a circle r < 0.1 around the source",
                                choices=VELOCITY_MODELS, noun="velocity model")
         inclusion_velocity: float = option(2.0, "wave speed inside the square/circle inclusion, background 1",
-                                           check=positive_float)
+                                           check=INCLUSION_SPEED)
         wavenumber: float = option(20.0, "k in radians per domain unit, domain [-1, 1]^2 (20: the paper's)",
-                                   check=positive_float)
-        pml_width: float = option(0.5, "PML thickness on each side, in domain units, at most 0.8", check=positive_float)
-        pml_strength: float = option(5.0, "PML strength a in s = 1 + i a (depth/width)^2", check=positive_float)
+                                   check=UP_TO_1E4)
+        pml_width: float = option(0.5, "PML thickness on each side, in domain units, at most 0.8",
+                                  check=PML_WIDTH)
+        pml_strength: float = option(5.0, "PML strength a in s = 1 + i a (depth/width)^2",
+                                     check=UP_TO_1E4)
         source_sigma: float = option(0.01, f"width of the Gaussian approximating the point source, at most {MAX_SIGMA}",
-                                     check=positive_float)
+                                     check=SOURCE_SIGMA)
         batch_points: int = option(4096, "uniform collocation points per step", check=positive_int)
         source_points: int = option(512, "extra collocation points per step near the source", check=non_negative_int)
         render_size: int = option(256, "side of the rendered field.png panels", check=positive_int, resumable=True)
@@ -85,6 +95,14 @@ class Helmholtz(Task):
 
     def model_meta(self) -> dict[str, Any]:
         return self._meta
+
+    def memory_needs(self) -> dict[str, float]:
+        c = self.config
+        points = c.batch_points + c.source_points
+        return {f"--render-size {c.render_size} (field.png)": c.render_size**2 * PICTURE_PIXEL_BYTES,
+                f"a training step on --batch-points {c.batch_points} + --source-points {c.source_points} points "
+                f"(--hidden-features {c.hidden_features}, --hidden-layers {c.hidden_layers})":
+                    step_bytes(points, c.hidden_features, c.hidden_layers, derivatives=4)}
 
     @property
     def homogeneous(self) -> bool:

@@ -11,7 +11,8 @@ from hypersiren.data.image import fit_size, from_unit, load_image, resize, save_
 from hypersiren.engine import EngineConfig
 from hypersiren.registry import TASKS
 from hypersiren.render import render_derivatives
-from hypersiren.tasks.signal_fit import SignalFit
+from hypersiren.limits import FLOAT32
+from hypersiren.tasks.signal_fit import RENDER_COPIES, SignalFit
 from hypersiren.viz import colormap, normalize
 
 
@@ -31,8 +32,16 @@ class FitImage(SignalFit):
 
     def load_signal(self) -> Tensor:
         image = load_image(self.config.input)
-        self.image = resize(image, *fit_size(*image.shape[1:], self.config.size))
+        self.image = resize(image, *self.fitted_shape(fit_size(*image.shape[1:], self.config.size), len(image)))
         return from_unit(self.image).permute(1, 2, 0)
+
+    def describe_signal(self, shape: tuple[int, ...]) -> str:
+        return f"--size {self.config.size} ({shape[0]}x{shape[1]} pixels)"
+
+    def output_needs(self, shape: tuple[int, ...], channels: int) -> dict[str, float]:
+        size = self.config.render_size or self.config.size
+        height, width = fit_size(*shape, size)
+        return {f"--render-size {size} ({height}x{width} pixels)": height * width * channels * FLOAT32 * RENDER_COPIES}
 
     def fit_image(self, shape: tuple[int, int] | None = None) -> Tensor:
         """The fit as an image (C, H, W) in [0, 1]."""

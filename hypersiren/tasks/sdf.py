@@ -29,6 +29,7 @@ from hypersiren.errors import InputError
 from hypersiren.mesh import Mesh, NoSurfaceError, compare_surfaces, extract_mesh, sample_surface, sdf_volume, write_ply
 from hypersiren.mesh_render import View, render_mesh
 from hypersiren.nn import NetworkConfig, build_model
+from hypersiren.nn.measure import step_bytes
 from hypersiren.registry import TASKS
 from hypersiren.render import DEFAULT_CHUNK
 from hypersiren.tasks.base import Task, TaskConfig
@@ -37,6 +38,8 @@ from hypersiren.viz import colormap, normalize, side_by_side
 SLICE_SIZE = 256  # pixels per side of each SDF slice picture
 LEVEL_SPACING = 0.05  # distance between the iso-lines drawn on the slices (unit frame)
 SLICES = ((2, 1), (0, 2), (0, 1))  # (horizontal, vertical) axes of the planes x = 0, y = 0, z = 0
+GRID_POINT_BYTES = 16  # memory per point of a meshing grid: the float32 volume and marching cubes' float64 copy
+PICTURE_PIXEL_BYTES = 1536  # memory per pixel of mesh.png: 12 surface samples of ~16 float64 values each
 
 
 LOSS = "loss (defaults: the paper's)"
@@ -96,6 +99,18 @@ class FitSdf(Task):
 
     def model_meta(self) -> dict[str, Any]:
         return self._meta
+
+    def memory_needs(self) -> dict[str, float]:
+        c = self.config
+        network = f"--hidden-features {c.hidden_features}, --hidden-layers {c.hidden_layers}"
+        return {
+            f"--mesh-resolution {c.mesh_resolution} (mesh.ply's grid)": c.mesh_resolution**3 * GRID_POINT_BYTES,
+            f"--eval-resolution {c.eval_resolution} (the metrics' grid)": c.eval_resolution**3 * GRID_POINT_BYTES,
+            f"--render-size {c.render_size} (mesh.png)": c.render_size**2 * PICTURE_PIXEL_BYTES,
+            f"a training step on 2 x --batch-points {c.batch_points} points ({network})":
+                step_bytes(2 * c.batch_points, c.hidden_features, c.hidden_layers, derivatives=3),
+            f"--chunk {c.chunk} ({network})": step_bytes(c.chunk, c.hidden_features, c.hidden_layers),
+        }
 
     def batch(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
         """Surface points (k, 3), their normals (k, 3), uniform points in [-1, 1]^3 (k, 3)."""

@@ -13,9 +13,11 @@ from torch import Tensor
 from hypersiren.config import non_negative_int, option, override, positive_int
 from hypersiren.data.image import fit_size, from_unit, save_image, to_unit
 from hypersiren.data.video import load_video, save_video
+from hypersiren.formats.video import video_size
+from hypersiren.limits import FLOAT32
 from hypersiren.engine import EngineConfig
 from hypersiren.registry import TASKS
-from hypersiren.tasks.signal_fit import SignalFit
+from hypersiren.tasks.signal_fit import RENDER_COPIES, SignalFit
 from hypersiren.viz import side_by_side, stack_rows
 
 STRIP_FRAMES = 8  # frames shown in the frame strip and TensorBoard grid
@@ -38,8 +40,21 @@ class FitVideo(SignalFit):
         engine: EngineConfig = EngineConfig(steps=1000)
 
     def load_signal(self) -> Tensor:
+        count, height, width = video_size(self.config.input)
+        known = [n for n in (count, self.config.frames) if n]  # the header's frame count and --frames, where given
+        self.fitted_shape((min(known, default=1), *fit_size(height, width, self.config.size)), 3)
         self.frames, self.fps = load_video(self.config.input, self.config.frames, self.config.size)
         return from_unit(self.frames).permute(0, 2, 3, 1)
+
+    def describe_signal(self, shape: tuple[int, ...]) -> str:
+        return (f"--size {self.config.size} and --frames {self.config.frames} ({shape[0]} frames of {shape[1]}x"
+                f"{shape[2]} pixels)")
+
+    def output_needs(self, shape: tuple[int, ...], channels: int) -> dict[str, float]:
+        size = self.config.render_size or self.config.size
+        height, width = fit_size(*shape[1:], size)
+        return {f"--render-size {size} (fit.mp4, {shape[0]} frames of {height}x{width} pixels)":
+                shape[0] * height * width * channels * FLOAT32 * RENDER_COPIES}
 
     def fit_frames(self, frame_shape: tuple[int, int] | None = None) -> Tensor:
         """The fit as frames (T, 3, H, W) in [0, 1], at the signal's frame size or ``frame_shape``."""

@@ -23,12 +23,15 @@ from hypersiren.diff import value_and_derivatives
 from hypersiren.engine import EngineConfig
 from hypersiren.errors import InputError
 from hypersiren.nn import NetworkConfig, build_model
+from hypersiren.nn.measure import step_bytes
 from hypersiren.pde import gaussian_pulse, leapfrog_wave, wave_residual
 from hypersiren.registry import TASKS
 from hypersiren.tasks.base import Task, TaskConfig
 from hypersiren.viz import colormap, normalize, side_by_side, stack_rows
 
 MAX_PULSE_WIDTH = 0.25  # so the pulse is < 4e-4 at the edges, where the Dirichlet condition holds
+FRAME_NODE_BYTES = 64  # memory per node and frame: the reference, the network's field and their pictures
+MAX_TRAVEL = 100.0  # speed x duration in domain units: the reference's time steps grow with it (25,600 at 257 nodes)
 
 
 @TASKS.register
@@ -59,12 +62,19 @@ class Wave(Task):
             super().__post_init__()
             if not self.pulse_width <= MAX_PULSE_WIDTH:
                 raise InputError(f"--pulse-width must be in (0, {MAX_PULSE_WIDTH}], got {self.pulse_width}")
+            if self.speed * self.duration > MAX_TRAVEL:
+                raise InputError(f"--speed x --duration = {self.speed * self.duration:g} domain units travelled; expected "
+                                 f"at most {MAX_TRAVEL:g} (the finite-difference reference's time steps grow with it)")
             if not self.curriculum <= 1:
                 raise InputError(f"--curriculum must be a fraction in [0, 1], got {self.curriculum}")
             if self.frames < 2:
                 raise InputError(f"--frames must be at least 2, got {self.frames}")
             if self.reference_size < 17:
                 raise InputError(f"--reference-size must be at least 17 nodes, got {self.reference_size}")
+            if self.pulse_width < 0.5 / (self.reference_size - 1):
+                raise InputError(f"--pulse-width {self.pulse_width:g} is narrower than a quarter of the reference "
+                                 f"grid's spacing 2 / (--reference-size - 1) = {2 / (self.reference_size - 1):.3g}, "
+                                 "which cannot sample it; expected a wider pulse or a finer grid")
 
     def __init__(self, config: Config, device: torch.device | str | None = None):
         super().__init__(config, device)
@@ -80,6 +90,16 @@ class Wave(Task):
 
     def model_meta(self) -> dict[str, Any]:
         return self._meta
+
+    def memory_needs(self) -> dict[str, float]:
+        c = self.config
+        network = f"--hidden-features {c.hidden_features}, --hidden-layers {c.hidden_layers}"
+        nodes, points = c.reference_size**2, c.batch_points + c.initial_points + c.boundary_points
+        return {f"--reference-size {c.reference_size} and --frames {c.frames} ({network})":
+                    nodes * c.frames * FRAME_NODE_BYTES + step_bytes(nodes, c.hidden_features, c.hidden_layers),
+                f"a training step on --batch-points {c.batch_points} + --initial-points {c.initial_points} + "
+                f"--boundary-points {c.boundary_points} points ({network})":
+                    step_bytes(points, c.hidden_features, c.hidden_layers, derivatives=6)}
 
     def time_window(self, step: int) -> float:
         """The largest time sampled at ``step`` under the curriculum."""
