@@ -1,0 +1,130 @@
+"""The basis prior: its closed-form fit (against a direct solve and finite differences), its set transformer
+(permutation and padding invariance, mixed context sizes), masking, training, checkpoints and the CLI."""
+import pytest
+import torch
+
+from hypersiren.data.grid import grid
+from hypersiren.nn.ridge import ridge_fit
+from hypersiren.nn.set_transformer import SetTransformer
+from hypersiren.priors import PRIORS
+from hypersiren.priors.basis import BasisPrior
+from tests.test_meta_priors import faces, random_masks
+
+TINY = dict(hidden_features=16, hidden_layers=1, basis_features=24, encoder_latent=8, encoder_dim=16, queries=4,
+            encoder_layers=1)
+
+
+def _masks_with_counts(counts: list[int], points: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(len(counts), points, dtype=torch.bool)
+    for row, count in enumerate(counts):
+        masks[row, torch.randperm(points, generator=generator)[:count]] = True
+    return masks
+
+
+def test_ridge_fit_equals_the_direct_solution_in_every_regime():
+    torch.manual_seed(0)
+    points, dim = 64, 16
+    features = torch.randn(points, dim, dtype=torch.float64)
+    counts = [0, 1, 5, 8, 9, 31, 33, 63, 64]  # dual (<= d/2), primal from the known rows, primal from the unknown rows
+    masks = _masks_with_counts(counts, points)
+    residuals = torch.randn(len(counts), points, 3, dtype=torch.float64)
+    lam = torch.rand(len(counts), dtype=torch.float64) + 0.1
+    fitted = ridge_fit(features, masks, residuals, lam)
+    for row, count in enumerate(counts):
+        known = features[masks[row]]
+        expected = torch.linalg.solve(known.T @ known + lam[row] * torch.eye(dim, dtype=torch.float64),
+                                      known.T @ residuals[row][masks[row]])
+        torch.testing.assert_close(fitted[row], expected, rtol=1e-9, atol=1e-9, msg=f"{count} known points")
+
+
+def test_ridge_fit_never_reads_unknown_points_and_is_differentiable():
+    torch.manual_seed(1)
+    features = torch.randn(20, 6, dtype=torch.float64, requires_grad=True)
+    masks = _masks_with_counts([2, 12, 19], 20)
+    residuals = torch.randn(3, 20, 2, dtype=torch.float64, requires_grad=True)
+    lam = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    poisoned = residuals.detach().masked_fill(~masks[..., None], float("nan"))
+    torch.testing.assert_close(ridge_fit(features, masks, poisoned, lam), ridge_fit(features, masks, residuals, lam))
+    assert torch.autograd.gradcheck(lambda h, r, l: ridge_fit(h, masks, r, l), (features, residuals, lam))
+
+
+def test_set_transformer_is_invariant_to_order_and_padding_and_mixes_sizes():
+    torch.manual_seed(0)
+    encoder = SetTransformer(latent_dim=8, dim=16, queries=4, layers=1).eval()
+    coords, values = torch.rand(2, 7, 2) * 2 - 1, torch.rand(2, 7, 3)
+    weights = torch.ones(2, 7)
+    weights[1, 3:] = 0  # sample 1 has 3 points, padded to 7
+    together = encoder(coords, values, weights)
+    shuffled = torch.randperm(7)
+    torch.testing.assert_close(encoder(coords[:1, shuffled], values[:1, shuffled], weights[:1, shuffled]), together[:1])
+    torch.testing.assert_close(encoder(coords[1:, :3], values[1:, :3], weights[1:, :3]), together[1:], atol=1e-6, rtol=1e-5)
+    garbage = values.clone()
+    garbage[1, 3:] = 1e6  # padded values never matter
+    torch.testing.assert_close(encoder(coords, garbage, weights), together)
+
+
+def test_codes_render_the_known_pixels_and_never_read_the_unknown_ones():
+    torch.manual_seed(0)
+    prior = BasisPrior(**TINY).eval()
+    images, masks = faces(3, 8), random_masks(3, 8, 0.3)
+    masks[2] = True  # a full context next to sparse ones
+    code = prior.infer(images, masks)
+    assert code.shape == (3, prior.latent_dim) and prior.latent_dim == (24 + 1) * 3
+    poisoned = images.masked_fill(~masks[:, None], float("nan"))
+    torch.testing.assert_close(prior.infer(poisoned, masks), code)
+    coords = grid(8, 8)
+    shared = prior.render(code, coords.expand(3, -1, -1))
+    torch.testing.assert_close(prior.render(code, coords.repeat(3, 1, 1)), shared, atol=1e-6, rtol=1e-6)
+    values = images.flatten(2).transpose(1, 2)
+    known = masks.flatten(1)[..., None]
+    error = ((shared - values).pow(2) * known).sum(dim=(1, 2)) / (3 * known.sum(dim=(1, 2)))
+    assert (error < 0.5).all()
+
+
+def test_a_few_steps_lower_the_loss():
+    torch.manual_seed(0)
+    prior = BasisPrior(**TINY)
+    images, masks = faces(4, 8), random_masks(4, 8, 0.4)
+    coords, values = grid(8, 8).expand(4, -1, -1), images.flatten(2).transpose(1, 2)
+    optimizer = torch.optim.Adam(prior.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(20):
+        loss, logs = prior.training_loss(images, masks, coords, values)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.1 and set(logs) == {"mse", "lambda_100"}
+
+
+def test_lambda_follows_the_context_size():
+    prior = BasisPrior(**TINY, ridge=2.0)
+    with torch.no_grad():
+        prior.ridge_parameters[1] = 0.5 / 30  # slope 0.5 in log lambda per log pixel count
+    lam = prior.ridge_lambda(torch.tensor([100.0, 400.0]))
+    torch.testing.assert_close(lam, torch.tensor([2.0, 4.0]))
+
+
+def test_registered_and_configured_from_its_config():
+    assert PRIORS["basis"] is BasisPrior
+    prior = BasisPrior(BasisPrior.Config(**TINY))
+    assert prior.config.basis_features == 24 and BasisPrior.Config().hidden_features == 128
+
+
+@pytest.mark.parametrize("method", ["basis"])
+def test_train_complete_and_reload_from_the_command_line(cli, tmp_path, method):
+    from hypersiren.prior import HyperSiren
+
+    out = tmp_path / "run"
+    code, _, err = cli("train", "prior", "--method", method, "--resolution", "12", "--batch-size", "4",
+                       "--hidden-features", "16", "--hidden-layers", "1", "--basis-features", "24", "--encoder-dim", "16",
+                       "--queries", "4", "--encoder-layers", "1", "--eval-images", "4", "--steps", "3",
+                       "--summary-every", "0", "--no-progress", "--out", out)
+    assert code == 0, err
+    prior = HyperSiren.load(out / "checkpoint.safetensors")
+    assert isinstance(prior.prior, BasisPrior)
+    image = (faces(1, 12)[0] + 1) / 2
+    done = prior.complete(image, num_pixels=30, resolution=24)
+    assert done.shape == (3, 24, 24) and torch.isfinite(done).all()
+    assert prior.sample(2, 12).shape == (2, 3, 12, 12)  # the latent density was stored
