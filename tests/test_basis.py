@@ -82,6 +82,32 @@ def test_codes_render_the_known_pixels_and_never_read_the_unknown_ones():
     assert (error < 0.5).all()
 
 
+def test_rendering_a_grid_matches_rendering_its_coordinates_and_the_cached_basis_follows_the_weights():
+    from hypersiren.priors.base import FunctionPrior
+
+    torch.manual_seed(0)
+    prior = BasisPrior(**TINY).eval()
+    images, masks = faces(2, 8), random_masks(2, 8, 0.5)
+    with torch.no_grad():
+        code = prior.infer(images, masks)
+        expected = prior.render(code, grid(10, 10).expand(2, -1, -1))
+        torch.testing.assert_close(prior.render_grid(code, 10, max_points=1 << 20), expected)
+        torch.testing.assert_close(FunctionPrior.render_grid(prior, code, 10, max_points=7), expected)  # in chunks
+        assert prior.grid_basis(10, code.device, code.dtype) is prior.grid_basis(10, code.device, code.dtype)
+        for resolution in (11, 12):  # only the latest grids are kept
+            prior.grid_basis(resolution, code.device, code.dtype)
+        assert len(prior._grid_bases) == 2
+    optimizer = torch.optim.SGD(prior.parameters(), lr=0.1)
+    loss, _ = prior.training_loss(images, masks, grid(8, 8).expand(2, -1, -1), images.flatten(2).transpose(1, 2))
+    loss.backward()
+    optimizer.step()  # the weights change in place: the cached basis must not be reused
+    with torch.no_grad():
+        torch.testing.assert_close(prior.render_grid(code, 10, 1 << 20), prior.render(code, grid(10, 10).expand(2, -1, -1)))
+        assert not torch.allclose(prior.render_grid(code, 10, 1 << 20), expected)
+        prior.load_state_dict(BasisPrior(**TINY).state_dict())  # and so must loading other weights
+        torch.testing.assert_close(prior.render_grid(code, 10, 1 << 20), prior.render(code, grid(10, 10).expand(2, -1, -1)))
+
+
 def test_a_few_steps_lower_the_loss():
     torch.manual_seed(0)
     prior = BasisPrior(**TINY)

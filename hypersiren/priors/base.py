@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from hypersiren.nn.siren import SirenConfig
@@ -47,6 +48,18 @@ class FunctionPrior(nn.Module):
         """Values (B, N, 3) in [-1, 1] of the SIRENs ``code`` describes at ``coords`` (B, N, 2)."""
         raise NotImplementedError
 
+    def render_grid(self, code: Any, resolution: int, max_points: int) -> Tensor:
+        """Values (B, R*R, 3) of the SIRENs ``code`` describes on the R x R pixel grid (row-major,
+        ``hypersiren.data.grid``), evaluated in chunks of at most ``max_points`` coordinates over the batch. A prior
+        whose images share most of their network may override it to evaluate the shared part once."""
+        from hypersiren.data.grid import grid
+
+        batch = batch_size(code)
+        coords = grid(resolution, resolution, device=next(self.parameters()).device)
+        chunk = max(1, max_points // batch)
+        return torch.cat([self.render(code, coords[i:i + chunk].expand(batch, -1, -1))
+                          for i in range(0, len(coords), chunk)], dim=1)
+
     def training_loss(self, images: Tensor, masks: Tensor, target_coords: Tensor, target_values: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss for one batch: infer from the context, render ``target_coords`` and compare with
         ``target_values`` (B, N, 3), plus the method's regularisers; returns (loss, named scalars)."""
@@ -62,4 +75,9 @@ class FunctionPrior(nn.Module):
         return None
 
 
-__all__ = ["PRIORS", "FunctionPrior", "PriorConfig"]
+def batch_size(code: Any) -> int:
+    """How many images a code (a tensor or a nested dict of tensors) describes."""
+    return code.shape[0] if isinstance(code, Tensor) else batch_size(next(iter(code.values())))
+
+
+__all__ = ["PRIORS", "FunctionPrior", "PriorConfig", "batch_size"]

@@ -32,6 +32,8 @@ from hypersiren.nn.siren import Siren
 from hypersiren.priors.base import PRIORS, FunctionPrior, PriorConfig
 from hypersiren.priors.inner_loop import padded_context
 
+CACHED_BASIS_BYTES = 64 << 20  # largest basis-on-a-grid kept between calls (512 features at 128 x 128: 32 MiB)
+CACHED_GRIDS = 2  # grids kept: the context's resolution and one rendering resolution
 RIDGE_STEP = 30.0  # lambda's two parameters are stored divided by this, so Adam moves them 30x faster
 LOG_MSE_FLOOR = 1e-5  # added to each face's MSE (network units) before the log: ~56 dB
 
@@ -67,6 +69,7 @@ class BasisPrior(FunctionPrior):
         nn.init.zeros_(self.head[-1].weight)  # every face starts at the shared output layer
         nn.init.zeros_(self.head[-1].bias)
         self.ridge_parameters = nn.Parameter(torch.tensor([math.log(c.ridge), 0.0]) / RIDGE_STEP)
+        self._grid_bases: dict[tuple, tuple[tuple, Tensor]] = {}  # (R, device, dtype) -> (weights' identity, basis)
 
     @property
     def latent_dim(self) -> int:
@@ -76,6 +79,25 @@ class BasisPrior(FunctionPrior):
         """The basis at coords (..., 2): (..., d) values in [-1, 1]."""
         return torch.sin(self.config.hidden_omega * self.siren(coords))
 
+    def grid_basis(self, resolution: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """The basis on the R x R pixel grid, (R*R, d). Every face shares it, so outside training (no gradient
+        wanted) it is kept until the weights change, up to CACHED_BASIS_BYTES: rendering a face at a resolution seen
+        before is one matrix product."""
+        coords = grid(resolution, resolution, device=device).to(dtype)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.siren.parameters()):
+            return self.basis(coords)
+        key, weights = (resolution, device, dtype), tuple((p.data_ptr(), p._version) for p in self.siren.parameters())
+        cached = self._grid_bases.get(key)
+        if cached is not None and cached[0] == weights:
+            return cached[1]
+        basis = self.basis(coords)
+        if basis.numel() * basis.element_size() <= CACHED_BASIS_BYTES:
+            self._grid_bases.pop(key, None)
+            self._grid_bases[key] = (weights, basis)
+            while len(self._grid_bases) > CACHED_GRIDS:
+                self._grid_bases.pop(next(iter(self._grid_bases)))
+        return basis
+
     def ridge_lambda(self, counts: Tensor) -> Tensor:
         """lambda (B,) of the closed-form fit for contexts of ``counts`` (B,) known pixels."""
         log_lambda, slope = self.ridge_parameters * RIDGE_STEP
@@ -83,12 +105,12 @@ class BasisPrior(FunctionPrior):
 
     def infer(self, images: Tensor, masks: Tensor) -> Tensor:
         """Codes (B, (d + 1) * 3) of images (B, 3, R, R) from their known pixels ``masks`` (B, R, R)."""
-        batch, _, height, width = images.shape
+        batch, resolution = len(images), images.shape[-1]
         latent = self.encoder(*padded_context(images, masks))
         prior = self.head(latent).reshape(batch, -1, 3)
         weight = self.output.weight.T + prior[:, :-1]
         bias = self.output.bias + prior[:, -1]
-        basis = self.basis(grid(height, width, device=images.device).to(images.dtype))  # (P, d)
+        basis = self.grid_basis(resolution, images.device, images.dtype)  # (P, d)
         known = masks.reshape(batch, -1)
         residuals = images.flatten(2).transpose(1, 2) - (basis @ weight + bias[:, None])
         weight = weight + ridge_fit(basis, known, residuals, self.ridge_lambda(known.sum(dim=1)))
@@ -101,6 +123,14 @@ class BasisPrior(FunctionPrior):
         shared = coords.dim() == 3 and coords.stride(0) == 0
         basis = self.basis(coords[0] if shared else coords)
         return basis @ layer[:, :-1] + layer[:, -1:]
+
+    def render_grid(self, code: Tensor, resolution: int, max_points: int) -> Tensor:
+        """Values (B, R*R, 3) on the R x R grid: the shared basis (cached, ``grid_basis``) times each face's output
+        layer, in chunks of grid rows when the basis is too large to keep."""
+        layer = code.reshape(len(code), -1, 3)
+        if resolution * resolution * self.config.basis_features * code.element_size() <= CACHED_BASIS_BYTES:
+            return self.grid_basis(resolution, code.device, code.dtype) @ layer[:, :-1] + layer[:, -1:]
+        return super().render_grid(code, resolution, max_points)
 
     def training_loss(self, images: Tensor, masks: Tensor, target_coords: Tensor,
                       target_values: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -11,10 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hypersiren.data.grid import grid
 from hypersiren.data.image import from_unit, to_unit
 from hypersiren.limits import FLOAT32, check_memory
-from hypersiren.priors.base import FunctionPrior
+from hypersiren.priors.base import FunctionPrior, batch_size
 
 MAX_POINTS = 1 << 20  # coordinates evaluated per network call when rendering (over the whole batch)
 PIXEL_BYTES = 3 * 3 * FLOAT32  # memory per rendered pixel: three float32 copies of its colour
@@ -35,11 +34,6 @@ def encode(prior: FunctionPrior, images_unit: Tensor, masks: Tensor, refine_step
     return code
 
 
-def batch_size(code: Any) -> int:
-    """How many images a code (a tensor or a nested dict of tensors) describes."""
-    return code.shape[0] if isinstance(code, Tensor) else batch_size(next(iter(code.values())))
-
-
 def check_render(images: int, resolution: int, what: str | None = None) -> None:
     """InputError if rendering ``images`` images at ``resolution`` would exceed the memory budget; ``what``: the
     options asking for them, for the message."""
@@ -54,10 +48,8 @@ def render(prior: FunctionPrior, code: Any, resolution: int, max_points: int = M
     most ``max_points`` coordinates over the batch, on the prior's device (``check_render`` first)."""
     batch = batch_size(code)
     check_render(batch, resolution)
-    coords = grid(resolution, resolution, device=next(prior.parameters()).device)
-    chunk = max(1, max_points // batch)
-    parts = [prior.render(code, coords[i:i + chunk].expand(batch, -1, -1)) for i in range(0, len(coords), chunk)]
-    return to_unit(torch.cat(parts, dim=1).transpose(1, 2).reshape(batch, -1, resolution, resolution))
+    values = prior.render_grid(code, resolution, max_points)
+    return to_unit(values.transpose(1, 2).reshape(batch, -1, resolution, resolution))
 
 
 def complete(prior: FunctionPrior, images_unit: Tensor, masks: Tensor, resolution: int | None = None,
