@@ -25,6 +25,8 @@ import torch
 
 from hypersiren import experiments
 from hypersiren.config import Config, non_negative_float, non_negative_int, option, positive_float, positive_int
+from hypersiren.priors.basis import BasisPrior
+from hypersiren.priors.hypernet import HypernetPrior
 from hypersiren.tasks.face_prior import FacePrior
 
 CONFIGS = {  # name -> changes to the paper's face-prior config (``BASE``)
@@ -35,11 +37,13 @@ CONFIGS = {  # name -> changes to the paper's face-prior config (``BASE``)
     "light hypernet, 256 target pixels": {"prior": {"hypernet": "light"}, "target_pixels": 256},
     "light hypernet, 256 target pixels, batch 32": {"prior": {"hypernet": "light"}, "target_pixels": 256,
                                                     "batch_size": 32},
+    "basis prior (hypersiren's default), all pixels": {"prior": BasisPrior.Config()},
 }
 PAPER = "paper: full hypernet, all pixels"
 UNFUSED_ADAM = "paper, torch's default (foreach) Adam"
-BASE = FacePrior.Config(engine={"summary_every": 0, "progress": False})  # set encoder (ReLU), full hypernet
-QUICK_PRIOR = {"hidden_features": 16, "hidden_layers": 1, "latent_dim": 8}
+BASE = FacePrior.Config(prior=HypernetPrior.Config(), batch_size=100, flip=False,  # set encoder (ReLU), full hypernet
+                        engine={"lr": 5e-5, "summary_every": 0, "progress": False})
+QUICK_PRIOR = {"hidden_features": 16, "hidden_layers": 1}
 
 
 @dataclass(frozen=True, kw_only=True)

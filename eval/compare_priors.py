@@ -17,8 +17,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from hypersiren import experiments
-from hypersiren.config import Config, non_negative_int, option, positive_float, positive_int
+from hypersiren.config import Config, non_negative_float, non_negative_int, option, positive_float, positive_int
 from hypersiren.errors import InputError
 from hypersiren.evaluation import SETTINGS, evaluate_prior
 from hypersiren.io import atomic_write, prepare_output_dir, write_json
@@ -36,7 +38,11 @@ class ComparePriors(Config):
     methods: tuple[str, ...] = option(tuple(PRIORS), "methods to compare", choices=tuple(PRIORS), comma=True)
     method_args: tuple[str, ...] = option((), "extra train options for one method, e.g. hypernet='--hypernet light'",
                                           metavar="METHOD=OPTIONS", repeat=True)
-    steps: int = option(2000, "training steps of every method", check=positive_int)
+    steps: int = option(2000, "training steps of every method (at most, with a time budget)", check=positive_int)
+    minutes: float = option(0.0, "wall-clock budget of every method, 0 = off", check=non_negative_float)
+    cpu_minutes: float = option(0.0, "CPU-time budget of every method (fair on a shared machine), 0 = off",
+                                check=non_negative_float)
+    threads: int = option(0, "torch threads (training and evaluation), 0 = torch's default", check=non_negative_int)
     seed: int = option(0, "training seed and context seed", check=non_negative_int)
     settings: tuple[str, ...] = option(SETTINGS, "contexts", comma=True)
     eval_images: int = option(0, "evaluate at most N held-out faces, 0 = all", check=non_negative_int)
@@ -56,7 +62,9 @@ class ComparePriors(Config):
         """The ``train prior`` config of one method: the shared budget, then the options after ``--`` and the
         method's own, into OUT/<method>."""
         base = FacePrior.Config(data=self.data, val_fraction=self.val_fraction, resolution=self.resolution,
-                                out=str(Path(self.out) / method), engine={"steps": self.steps, "seed": self.seed})
+                                out=str(Path(self.out) / method), engine={"steps": self.steps, "seed": self.seed,
+                                                                           "minutes": self.minutes,
+                                                                           "cpu_minutes": self.cpu_minutes})
         argv = [*train_options, "--method", method, *self.method_options().get(method, [])]
         return experiments.parse(FacePrior.Config, argv, prog="compare_priors (train prior options)", defaults=base)
 
@@ -73,14 +81,26 @@ def train_or_load(config: ComparePriors, method: str, train_options: list[str]):
     return HyperSiren.load(checkpoint), metrics
 
 
-def comparison_table(rows: dict[str, dict], count: int, resolution: int, settings: tuple[str, ...]) -> str:
-    header = ["method", "parameters", "train s/step", "complete ms/image"] + [f"PSNR {s}" for s in settings] \
+def budget(config: ComparePriors) -> str:
+    """The training budget every method had, in words."""
+    limits = [f"at most {config.steps:,} steps"]
+    if config.minutes:
+        limits.append(f"{config.minutes:g} min of wall-clock time")
+    if config.cpu_minutes:
+        limits.append(f"{config.cpu_minutes:g} min of CPU time")
+    threads = config.threads or torch.get_num_threads()
+    return f"{', '.join(limits)} per method, {threads} thread{'s' * (threads > 1)}"
+
+
+def comparison_table(rows: dict[str, dict], count: int, resolution: int, settings: tuple[str, ...], spent: str) -> str:
+    header = ["method", "parameters", "steps", "train s/step", "complete ms/image"] + [f"PSNR {s}" for s in settings] \
         + [f"SSIM {s}" for s in settings]
-    cells = [[method, f"{row['params']:,}", f"{row['sec_per_step']:.3f}", f"{row['ms_per_image']:.2f}",
+    cells = [[method, f"{row['params']:,}", f"{row['steps']:,}", f"{row['sec_per_step']:.3f}", f"{row['ms_per_image']:.2f}",
               *(f"{row['metrics'][s]['psnr']:.2f}" for s in settings), *(f"{row['metrics'][s]['ssim']:.3f}" for s in settings)]
              for method, row in rows.items()]
     return experiments.markdown_table(f"Completion of {count} held-out faces at {resolution}x{resolution} (PSNR in dB on "
-                                      "[0, 1] pixels, per-image means; same contexts for every method).", header, cells)
+                                      "[0, 1] pixels, per-image means; same contexts for every method). Training: "
+                                      f"{spent}.", header, cells)
 
 
 def run(config: ComparePriors, train_options: list[str]) -> None:
@@ -89,6 +109,8 @@ def run(config: ComparePriors, train_options: list[str]) -> None:
     from hypersiren.viz import completion_figure
 
     config.method_options()  # a bad --method-args fails before training
+    if config.threads:
+        torch.set_num_threads(config.threads)
     faces = load_faces(config.data, "val", config.resolution, val_fraction=config.val_fraction)
     faces = faces[: config.eval_images or None]
     out = prepare_output_dir(config.out)
@@ -98,14 +120,15 @@ def run(config: ComparePriors, train_options: list[str]) -> None:
         metrics, shown = evaluate_prior(model.prior, faces, warm_up=True, settings=config.settings, seed=config.seed,
                                         batch_size=config.batch_size, progress=False)
         rows[method] = {"params": sum(p.numel() for p in model.prior.parameters()),
+                        "steps": int(train_metrics.get("steps", 0)),
                         "sec_per_step": float(train_metrics.get("sec_per_step", float("nan"))),
                         "ms_per_image": 1000 * shown.seconds / (len(faces) * len(config.settings)), "metrics": metrics,
                         "config": model.prior.config.to_dict()}
         examples[method], masks = shown, shown.masks
         print(f"{method}: " + ", ".join(f"{s} {metrics[s]['psnr']:.2f} dB" for s in config.settings), flush=True)
-    table = comparison_table(rows, len(faces), config.resolution, config.settings)
+    table = comparison_table(rows, len(faces), config.resolution, config.settings, budget(config))
     write_json(out / "comparison.json", {"faces": len(faces), "resolution": config.resolution,
-                                         "steps": config.steps, "methods": rows})
+                                         "budget": config.to_dict(), "methods": rows})
     with atomic_write(out / "comparison.md", "w") as f:
         f.write(table)
     figure_settings = [s for s in FIGURE_SETTINGS if s in config.settings]
@@ -120,8 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     """Options before ``--`` are the comparison's, those after it ``train prior``'s (every method's)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     split = argv.index("--") if "--" in argv else len(argv)
-    return experiments.main(ComparePriors, lambda config: run(config, argv[split + 1:]), argv[:split],
-                            prog="compare_priors")
+    threads = torch.get_num_threads()
+    try:
+        return experiments.main(ComparePriors, lambda config: run(config, argv[split + 1:]), argv[:split],
+                                prog="compare_priors")
+    finally:
+        torch.set_num_threads(threads)  # --threads is this comparison's, not its caller's
 
 
 if __name__ == "__main__":

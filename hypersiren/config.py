@@ -76,11 +76,18 @@ class Config:
             object.__setattr__(self, f.name, value)
 
     def replace(self, **changes):
-        """A copy with ``changes`` (checked like a new config); a dict for a nested config changes its current value."""
+        """A copy with ``changes`` (checked like a new config); a dict for a nested config changes its current value
+        (for a variant field: unless the dict names another choice, which then starts from that choice's defaults)."""
+        variants = {f.name: f for f in fields(self) if "variants" in f.metadata}
         for name, value in changes.items():
             current = getattr(self, name, None)
-            if isinstance(current, Config) and isinstance(value, Mapping) and name in _variant_free(type(self)):
+            if not isinstance(current, Config) or not isinstance(value, Mapping):
+                continue
+            if name not in variants:
                 changes[name] = current.replace(**value)
+            elif value.get(selector := variants[name].metadata["selector"], variant_name(variants[name], current)) \
+                    == variant_name(variants[name], current):
+                changes[name] = current.replace(**{k: v for k, v in value.items() if k != selector})
         return _build(type(self), self, changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,10 +130,6 @@ def variant_name(f: dataclasses.Field, value: Config) -> str:
         if type(value) is config_cls:
             return name
     raise InputError(f"{f.name}: {type(value).__qualname__} is none of {', '.join(f.metadata['variants']())}")
-
-
-def _variant_free(cls: type) -> set[str]:
-    return {f.name for f in fields(cls) if "variants" not in f.metadata}
 
 
 def field_default(f: dataclasses.Field) -> Any:

@@ -60,6 +60,9 @@ class EngineConfig(Config):
                                     "refused", exclusive="run directory", resumable=True)
     minutes: float = option(0.0, "wall-clock budget: stop and checkpoint after this many minutes, 0 = off",
                             check=non_negative_float, resumable=True)
+    cpu_minutes: float = option(0.0, "CPU-time budget: stop and checkpoint once this process has used this many "
+                                     "minutes of CPU time (all its threads; unlike --minutes, unaffected by other "
+                                     "programs sharing the machine), 0 = off", check=non_negative_float, resumable=True)
     progress: bool = option(True, "hide the progress bar", resumable=True)
 
     def __post_init__(self):
@@ -67,6 +70,14 @@ class EngineConfig(Config):
         if self.resume and self.overwrite:
             raise InputError("--resume and --overwrite exclude each other: continue the run in the directory, or "
                              "start again")
+
+
+def _budget_spent(options: EngineConfig, started: float, cpu_started: float) -> bool:
+    """Whether --minutes of wall-clock time or --cpu-minutes of this process's CPU time have passed since
+    ``started`` (``time.perf_counter``) and ``cpu_started`` (``time.process_time``)."""
+    wall = options.minutes and time.perf_counter() - started > 60 * options.minutes
+    cpu = options.cpu_minutes and time.process_time() - cpu_started > 60 * options.cpu_minutes
+    return bool(wall or cpu)
 
 
 def build_task(task_cls: type[Task], config: TaskConfig) -> Task:
@@ -152,7 +163,7 @@ def train(task: Task, options: EngineConfig | None = None, out_dir: str | Path |
         from tqdm.auto import tqdm
 
         step_time, timed_steps, last_loss, skipped, in_a_row = 0.0, 0, None, 0, 0
-        started, out_of_time, done = time.perf_counter(), False, start
+        started, cpu_started, out_of_time, done = time.perf_counter(), time.process_time(), False, start
         bar = tqdm(range(start, options.steps), initial=start, total=options.steps, disable=not options.progress,
                    desc=task.name, dynamic_ncols=True)
         try:
@@ -181,7 +192,8 @@ def train(task: Task, options: EngineConfig | None = None, out_dir: str | Path |
                         note = f" ({skipped} steps skipped: NaN/Inf loss)" if skipped else ""
                         raise KeyboardInterrupt(f"interrupted at step {done}{note}; checkpoint saved to "
                                                 f"{checkpoint.path}")
-                    if options.minutes and all_agree(time.perf_counter() - started > 60 * options.minutes, world):
+                    if (options.minutes or options.cpu_minutes) and all_agree(
+                            _budget_spent(options, started, cpu_started), world):
                         out_of_time = True
                         break
             done = done if out_of_time else max(start, options.steps)

@@ -86,12 +86,15 @@ def face_cache_in_tmp(tmp_path_factory, monkeypatch):
 
 
 TINY_PRIOR = ["--resolution", "16", "--batch-size", "8", "--hidden-features", "16", "--hidden-layers", "1",
-              "--latent-dim", "8", "--eval-images", "8", "--summary-every", "0", "--no-progress"]
+              "--basis-features", "24", "--encoder-latent", "8", "--encoder-dim", "16", "--queries", "4",
+              "--encoder-layers", "1", "--eval-images", "8", "--summary-every", "0", "--no-progress"]
+TINY_HYPERNET = ["--method", "hypernet", "--resolution", "16", "--batch-size", "8", "--hidden-features", "16",
+                 "--hidden-layers", "1", "--latent-dim", "8", "--eval-images", "8", "--summary-every", "0", "--no-progress"]
 
 
 @pytest.fixture(scope="session")
 def tiny_prior_checkpoint(tmp_path_factory) -> Path:
-    """A tiny hypernetwork face prior (16 x 16 LFW faces, 3 steps): its checkpoint path."""
+    """A tiny face prior of the default method (16 x 16 LFW faces, 3 steps): its checkpoint path."""
     from hypersiren.cli import main
 
     out = tmp_path_factory.mktemp("tiny-prior")

@@ -69,8 +69,8 @@ def _forged_checkpoints(d: Path, source: Path) -> None:
 
     state, meta = load_checkpoint(source)
     changes = {"hidden_1e7": ("model", "hidden_features", 10**7), "hidden_20000": ("model", "hidden_features", 20000),
-               "latent_60000": ("model", "latent_dim", 60000), "resolution_1e6": ("config", "resolution", 10**6),
-               "resolution_text": ("config", "resolution", "32"), "latent_nan": ("model", "latent_dim", float("nan")),
+               "basis_60000": ("model", "basis_features", 60000), "resolution_1e6": ("config", "resolution", 10**6),
+               "resolution_text": ("config", "resolution", "32"), "basis_nan": ("model", "basis_features", float("nan")),
                "steps_2e70": ("config", "engine", {"steps": 2**70}), "unknown_key": ("model", "teleport", 1),
                "method_list": ("model", "method", ["hypernet"])}
     for name, (part, key, value) in changes.items():

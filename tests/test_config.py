@@ -64,8 +64,11 @@ def _parse(config_cls, argv, defaults=None):
 def test_command_line_and_python_build_the_same_config():
     assert _parse(FitImage.Config, ["camera", "--size", "12", "--no-progress", "--resume"]) == FitImage.Config(
         input="camera", size=12, engine={"progress": False, "resume": True})
-    prior = _parse(FacePrior.Config, ["--method", "reptile", "--inner-lr", "0.05", "--latent-dim", "3"])
-    assert prior.prior == PRIORS["reptile"].Config(inner_lr=0.05)  # another method's option is ignored
+    prior = _parse(FacePrior.Config, ["--method", "reptile", "--inner-lr", "0.05"])
+    assert prior.prior == PRIORS["reptile"].Config(inner_lr=0.05)
+    with pytest.raises(InputError, match="--latent-dim is an option of --method functa/hypernet, not of --method "
+                                         "reptile"):  # never silently ignored
+        _parse(FacePrior.Config, ["--method", "reptile", "--inner-lr", "0.05", "--latent-dim", "3"])
     encoder = _parse(FacePrior.Config, ["--encoder", "cnn"], defaults=PAPER)
     assert encoder.prior == PAPER.prior.replace(encoder="cnn") and encoder.engine == PAPER.engine
 
@@ -93,3 +96,12 @@ def test_registry_finds_entries_and_refuses_two_of_one_name():
     registry.register(type("A", (), {"name": "a", "Config": One}))
     with pytest.raises(ValueError, match="two things are named 'a'"):
         registry.register(type("B", (), {"name": "a", "Config": One}))
+
+
+def test_replacing_a_method_with_a_dict_changes_the_current_one_unless_it_names_another():
+    light = PAPER.replace(prior={"hypernet": "light"})
+    assert light.prior == PAPER.prior.replace(hypernet="light")  # the paper's other settings kept
+    assert PAPER.replace(prior={"method": "hypernet", "latent_dim": 8}).prior == PAPER.prior.replace(latent_dim=8)
+    assert PAPER.replace(prior={"method": "maml", "inner_steps": 2}).prior == PRIORS["maml"].Config(inner_steps=2)
+    with pytest.raises(InputError, match="unknown option"):
+        PAPER.replace(prior={"inner_steps": 2})  # an option of another method, for the current one

@@ -188,7 +188,7 @@ def tiny(tiny_prior_checkpoint):
 def test_training_stores_the_latent_density(tiny):
     from hypersiren.data.faces import load_faces
 
-    assert tiny.density is not None and tiny.density.gaussian.dim == 8
+    assert tiny.density is not None and tiny.density.gaussian.dim == tiny.prior.latent_dim == (24 + 1) * 3
     assert tiny.density.faces == len(load_faces(None, "train", 16, progress=False))
     assert 0 < tiny.density.noise < 2
 

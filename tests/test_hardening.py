@@ -68,10 +68,10 @@ CASES = {
     "checkpoint": {
         "hidden features 10^7": (_sample("hidden_1e7"), "--hidden-features"),
         "hidden features 20000": (_sample("hidden_20000"), "does not match its own configuration"),
-        "latent size 60000": (_sample("latent_60000"), "does not match its own configuration"),
+        "basis size 60000": (_sample("basis_60000"), "does not match its own configuration"),
         "resolution 10^6": (_sample("resolution_1e6"), "config.resolution 1000000"),
         "resolution as text": (_sample("resolution_text"), "--resolution: expected an integer"),
-        "latent size NaN": (_sample("latent_nan"), "--latent-dim: expected an integer"),
+        "basis size NaN": (_sample("basis_nan"), "--basis-features: expected an integer"),
         "steps beyond int64": (_sample("steps_2e70"), "--steps"),
         "unknown option": (_sample("unknown_key"), "unknown option(s) teleport"),
         "method as a list": (_sample("method_list"), "prior method"),

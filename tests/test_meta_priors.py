@@ -219,13 +219,13 @@ def test_bad_configurations_are_input_errors(make):
 
 
 TRAIN = ["--resolution", "32", "--batch-size", "3", "--eval-images", "2", "--hidden-features", "16",
-         "--hidden-layers", "1", "--latent-dim", "8", "--inner-steps", "2", "--summary-every", "0", "--no-progress"]
+         "--hidden-layers", "1", "--inner-steps", "2", "--summary-every", "0", "--no-progress"]
 
 
 METHOD_OPTIONS = {  # each method's own command-line options, and the config they must produce
     "maml": (["--learn-inner-lr", "--first-order"], dict(learn_inner_lr=True, first_order=True)),
     "reptile": (["--inner-lr", "0.05"], dict(inner_lr=0.05, learn_inner_lr=False)),
-    "functa": (["--no-meta-sgd"], dict(meta_sgd=False, latent_dim=8, first_order=False)),
+    "functa": (["--no-meta-sgd", "--latent-dim", "8"], dict(meta_sgd=False, latent_dim=8, first_order=False)),
 }
 
 
@@ -283,10 +283,13 @@ def test_compare_priors_and_refine_sweep_scripts(tmp_path, capsys):
 
     compare = runpy.run_path(str(scripts / "compare_priors.py"), run_name="eval_compare_priors")
     out = tmp_path / "compare"
-    assert compare["main"](["--methods", "maml,functa", "--steps", "2", "--settings", "100,half",
-                            "--eval-images", "3", "--out", str(out), "--", *TRAIN]) == 0
+    assert compare["main"](["--methods", "maml,functa", "--steps", "100000", "--cpu-minutes", "0.0001", "--threads",
+                            "1", "--settings", "100,half", "--eval-images", "3", "--method-args", "functa=--latent-dim 8",
+                            "--out", str(out), "--", *TRAIN]) == 0
     result = json.loads((out / "comparison.json").read_text())
     assert set(result["methods"]) == {"maml", "functa"} and result["faces"] == 3
+    assert all(1 <= row["steps"] < 100000 for row in result["methods"].values())  # the CPU budget stopped each
+    assert "0.0001 min of CPU time per method, 1 thread" in (out / "comparison.md").read_text()
     assert set(result["methods"]["functa"]["metrics"]) == {"100", "half"}
     assert "| maml |" in (out / "comparison.md").read_text() and (out / "completions.png").is_file()
 

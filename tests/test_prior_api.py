@@ -27,8 +27,8 @@ def face_array(size=20, seed=0) -> np.ndarray:
 def test_load_reads_method_resolution_and_weights(prior, tiny_prior_checkpoint):
     assert isinstance(prior, HyperSiren)
     assert prior.resolution == 16
-    assert prior.meta["kind"] == "prior/hypernet"
-    assert prior.prior.config.latent_dim == 8
+    assert prior.meta["kind"] == "prior/basis"
+    assert prior.prior.config.basis_features == 24
 
 
 def test_every_input_kind_round_trips(prior):
@@ -111,7 +111,7 @@ def test_downsample_context_is_a_masked_mean():
 def test_encode_and_render_at_any_resolution(prior):
     array = face_array()
     latent = prior.encode(array, mask="half")
-    assert latent.shape == (1, 8)
+    assert latent.shape == (1, prior.prior.latent_dim)
     rendered = prior.render(latent, 20)
     assert rendered.shape == (1, 3, 20, 20)
     torch.testing.assert_close(rendered[0], prior.complete(torch.from_numpy(array).permute(2, 0, 1), mask="half").float() / 255,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_PRIOR
+from conftest import TINY_HYPERNET, TINY_PRIOR
 from hypersiren.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -26,8 +26,8 @@ def face_folder(tmp_path):
 def test_train_prior_writes_a_complete_run(tiny_prior_checkpoint):
     run = tiny_prior_checkpoint.parent
     state, meta = load_checkpoint(tiny_prior_checkpoint)
-    assert meta["kind"] == "prior/hypernet" and meta["model"]["method"] == "hypernet"
-    assert meta["model"]["latent_dim"] == 8 and meta["config"]["resolution"] == 16
+    assert meta["kind"] == "prior/basis" and meta["model"]["method"] == "basis"  # the default method
+    assert meta["model"]["basis_features"] == 24 and meta["config"]["resolution"] == 16
     assert state["step"] == 3
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"psnr_10", "psnr_100", "psnr_half", "ssim_half"} <= set(metrics)  # 1000 pixels > 16 x 16: skipped
@@ -36,9 +36,10 @@ def test_train_prior_writes_a_complete_run(tiny_prior_checkpoint):
     assert list(run.glob("events.out.tfevents.*"))
 
 
-@pytest.mark.parametrize("model", [[], ["--encoder", "cnn", "--hypernet", "light", "--target-pixels", "50", "--flip"]])
+@pytest.mark.parametrize("model", [TINY_PRIOR, [*TINY_HYPERNET, "--encoder", "cnn", "--hypernet", "light",
+                                                "--target-pixels", "50", "--no-flip"]])
 def test_resume_ends_with_the_same_weights(cli, tmp_path, face_folder, model):
-    common = ["train", "prior", *TINY_PRIOR, *model, "--data", face_folder, "--val-fraction", "0.25", "--summary-every", "2"]
+    common = ["train", "prior", *model, "--data", face_folder, "--val-fraction", "0.25", "--summary-every", "2"]
     assert cli(*common, "--steps", "4", "--out", tmp_path / "straight")[0] == 0
     assert cli(*common, "--steps", "2", "--out", tmp_path / "resumed")[0] == 0
     assert cli(*common, "--steps", "4", "--out", tmp_path / "resumed", "--resume")[0] == 0
@@ -49,12 +50,25 @@ def test_resume_ends_with_the_same_weights(cli, tmp_path, face_folder, model):
         torch.testing.assert_close(resumed["model"][name], tensor, atol=0, rtol=0)
 
 
-def test_minutes_budget_stops_early(cli, tmp_path):
-    code, out, _ = cli("train", "prior", *TINY_PRIOR, "--steps", "100000", "--minutes", "0.0001", "--out", tmp_path)
+@pytest.mark.parametrize("budget", ["--minutes", "--cpu-minutes"])
+def test_minutes_budget_stops_early(cli, tmp_path, budget):
+    code, out, _ = cli("train", "prior", *TINY_PRIOR, "--steps", "100000", budget, "0.0001", "--out", tmp_path)
     assert code == 0
     state, _ = load_checkpoint(tmp_path / "checkpoint.safetensors")
     assert 1 <= state["step"] < 100000
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == state["step"]
+
+
+def test_the_cpu_budget_counts_this_process_only():
+    import time
+
+    from hypersiren.engine import EngineConfig, _budget_spent
+
+    cpu = EngineConfig(cpu_minutes=1.0)
+    assert not _budget_spent(cpu, time.perf_counter() - 3600, time.process_time())  # an hour waiting for the CPU
+    assert _budget_spent(cpu, time.perf_counter(), time.process_time() - 61)
+    assert _budget_spent(EngineConfig(minutes=1.0), time.perf_counter() - 61, time.process_time())
+    assert not _budget_spent(EngineConfig(), time.perf_counter() - 3600, time.process_time() - 3600)
 
 
 def test_train_prior_bad_options_are_one_line_errors(cli, tmp_path):
@@ -108,10 +122,28 @@ def test_eval_prior_cli(cli, tmp_path, tiny_prior_checkpoint, face_folder):
 
 
 def test_demo_runs_end_to_end(cli, tmp_path):
-    code, out, err = cli("demo", "--steps", "2", "--batch-size", "4", "--target-pixels", "64", "--out", tmp_path / "demo",
-                         "--no-progress")
+    from hypersiren.cli.demo import mean_face_psnr
+    from hypersiren.data.faces import load_faces
+
+    code, out, err = cli("demo", "--steps", "2", "--batch-size", "4", "--out", tmp_path / "demo", "--no-progress")
     assert code == 0, err
+    assert "training a basis prior on 90 faces" in out  # the default method
+    mean_face = mean_face_psnr(load_faces(None, "train", 32, progress=False), load_faces(None, "val", 32, progress=False))
+    row = next(line.split() for line in out.splitlines() if line.startswith("100 "))
+    assert float(row[3]) == pytest.approx(mean_face, abs=0.006) and float(row[4]) == pytest.approx(float(row[1]) - mean_face,
+                                                                                                 abs=0.011)
     assert f"tensorboard --logdir {tmp_path / 'demo'}" in out and "half" in out
     assert (tmp_path / "demo" / "eval" / "completions.png").is_file()
     assert (tmp_path / "demo" / "train" / "checkpoint.safetensors").is_file()
     assert list((tmp_path / "demo" / "train").glob("events.out.tfevents.*"))
+
+
+def test_the_mean_face_baseline_is_the_psnr_of_the_training_mean():
+    import torch
+
+    from hypersiren.cli.demo import mean_face_psnr
+
+    train = torch.stack([torch.full((3, 4, 4), 0.4), torch.full((3, 4, 4), 0.6)])  # mean 0.5
+    held_out = torch.stack([torch.full((3, 4, 4), 0.6), torch.full((3, 4, 4), 0.5 + 0.01)])  # MSE 0.01 and 1e-4
+    assert mean_face_psnr(train, held_out) == pytest.approx((20 + 40) / 2)
+    assert mean_face_psnr((train * 255).round().to(torch.uint8), held_out) == pytest.approx(30, abs=0.01)

@@ -111,8 +111,8 @@ def test_changed_options_compares_nested_configs_and_the_chosen_method():
     stored = FacePrior.Config(engine={"steps": 5}).to_dict()
     other = FacePrior.Config(prior=MAML.Config(), resolution=16, engine={"steps": 9, "lr": 1e-3})
     changes = changed_options(stored, other.to_dict(), other)
-    assert "method \"hypernet\" -> \"maml\"" in changes and "--resolution 32 -> 16" in changes
-    assert "--lr 5e-05 -> 0.001" in changes and not any("--steps" in c for c in changes)
+    assert "method \"basis\" -> \"maml\"" in changes and "--resolution 32 -> 16" in changes
+    assert "--lr 0.0003 -> 0.001" in changes and not any("--steps" in c for c in changes)
 
 
 # --- a full disk ------------------------------------------------------------------------------------------------

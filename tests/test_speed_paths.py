@@ -186,3 +186,26 @@ def test_fit_speed_benchmark_table(tmp_path):
     assert "| matmul + sine floor |" in run.stdout and "hypersiren / matmul bound:" in run.stdout
     assert results["hypersiren"]["psnr"]  # the trainer reports its fit
     assert all(r["sec_per_step_median"] > 0 for r in results.values())
+
+
+def test_prior_benchmarks_tables(tmp_path, capsys):
+    """The face-prior benchmarks' smoke runs: the training step table (the paper's hypernetwork beside the default
+    basis prior) and the completion latency table, with their JSON."""
+    import json
+    import runpy
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parents[1] / "benchmarks"
+    steps = runpy.run_path(str(scripts / "prior_speed.py"), run_name="prior_speed")
+    rows = ["paper: full hypernet, all pixels", "basis prior (hypersiren's default), all pixels"]
+    assert steps["main"](["--quick", "--minutes", "0", "--configs", *rows, "--out", str(tmp_path / "steps")]) == 0
+    speed = json.loads((tmp_path / "steps" / "results.json").read_text())["step_time"]
+    assert set(speed) == set(rows) and all(row["sec_per_step"] > 0 for row in speed.values())
+    assert speed[rows[1]]["params"] < speed[rows[0]]["params"]
+
+    latency = runpy.run_path(str(scripts / "complete_speed.py"), run_name="complete_speed")
+    assert latency["main"](["--quick", "--out", str(tmp_path / "latency")]) == 0
+    results = json.loads((tmp_path / "latency" / "results.json").read_text())["latency"]
+    assert set(results) == {"basis (hypersiren's default)", "paper: full hypernet", "light hypernet"}
+    assert all(set(rows) == {"32", "64"} and all(r["ms"] > 0 for r in rows.values()) for rows in results.values())
+    assert "| basis (hypersiren's default) |" in capsys.readouterr().out

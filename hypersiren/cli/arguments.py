@@ -14,6 +14,7 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from hypersiren.config import Config, field_default, flag_of, type_hints, variant_name
+from hypersiren.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser, config_cls: type[Config], defaults: Config | None = None) -> None:
@@ -179,5 +180,15 @@ def _variant_from_args(f, args: argparse.Namespace, default: Config) -> Config:
     options = f.metadata["variants"]()
     config_cls = options[getattr(args, f.metadata["selector"])]
     base = default if type(default) is config_cls else config_cls()
+    selector, own = f.metadata["selector"], {g.name for g in fields(config_cls)}
+    owners: dict[str, list[str]] = {}  # a given option the chosen method lacks -> the methods that have it
+    for name, other in options.items():
+        for g in fields(other):
+            if g.name not in own and getattr(args, g.name, None) is not None:
+                owners.setdefault(flag_of(g), []).append(name)
+    if owners:  # it would be silently ignored
+        flag, methods = next(iter(owners.items()))
+        raise InputError(f"{flag} is an option of --{selector} {'/'.join(methods)}, not of --{selector} "
+                         f"{getattr(args, selector)}")
     changes = {g.name: getattr(args, g.name) for g in fields(config_cls) if getattr(args, g.name, None) is not None}
     return base.replace(**changes)

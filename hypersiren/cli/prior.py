@@ -135,10 +135,12 @@ def eval_settings(args: argparse.Namespace, resolution: int) -> tuple[str, ...]:
     return settings
 
 
-def print_table(metrics: dict) -> None:
-    print("context   PSNR (dB)   SSIM")
+def print_table(metrics: dict, baseline: float | None = None) -> None:
+    """PSNR and SSIM per context; with ``baseline`` (the mean face's PSNR, dB) also it and the gain over it."""
+    print("context   PSNR (dB)   SSIM" + ("   mean face (dB)   gain (dB)" if baseline is not None else ""))
     for setting, values in metrics.items():
-        print(f"{setting:<8} {values['psnr']:9.2f}   {values['ssim']:.3f}")
+        row = f"{setting:<8} {values['psnr']:9.2f}   {values['ssim']:.3f}"
+        print(row if baseline is None else f"{row}   {baseline:14.2f}   {values['psnr'] - baseline:+9.2f}")
 
 
 def _eval_prior(args: argparse.Namespace) -> int:
