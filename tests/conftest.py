@@ -50,12 +50,10 @@ def moving_square(frames: int = 4, height: int = 16, width: int = 24) -> np.ndar
     return video
 
 
-@pytest.fixture
-def tiny_mp4(tmp_path: Path) -> Path:
-    """A 4-frame 24x16 H.264 MP4 written with PyAV."""
+def write_square_video(path: Path) -> Path:
+    """``moving_square`` as a 4-frame 24x16 H.264 MP4 at ``path``, written with PyAV."""
     import av
 
-    path = tmp_path / "square.mp4"
     video = moving_square()
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=10)
@@ -64,6 +62,12 @@ def tiny_mp4(tmp_path: Path) -> Path:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
     return path
+
+
+@pytest.fixture
+def tiny_mp4(tmp_path: Path) -> Path:
+    """A 4-frame 24x16 H.264 MP4 (``write_square_video``)."""
+    return write_square_video(tmp_path / "square.mp4")
 
 
 @pytest.fixture

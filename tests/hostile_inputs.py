@@ -106,6 +106,8 @@ def write_inputs(d: Path, prior: Path) -> None:
     from PIL import Image
     from scipy.io import wavfile
 
+    from conftest import write_square_video
+
     for name, data in {"bomb20k.png": png(20000, 20000), "bomb10k.png": png(10000, 10000), "wide.png": png(10**8, 1),
                        "bomb.bmp": bmp(50000, 50000), "bomb.jpg": jpeg(60000, 60000), "bomb.gif": gif(65535, 65535),
                        "bomb.tif": tiff(100000, 100000), "bomb16.png": png(12000, 12000, color_type=0)}.items():
@@ -118,21 +120,8 @@ def write_inputs(d: Path, prior: Path) -> None:
                                         for a in angles for z in (0, 0.5)))
     for name, text in MESHES.items():
         (d / name).write_text(text)
-    write_video(d / "video.mp4")
+    write_square_video(d / "video.mp4")
     (d / "checkpoints").mkdir()
     _forged_checkpoints(d / "checkpoints", prior)
 
 
-def write_video(path: Path) -> None:
-    """A 4-frame 24x16 H.264 MP4 (conftest's moving square)."""
-    import av
-
-    from conftest import moving_square
-
-    video = moving_square()
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = video.shape[2], video.shape[1], "yuv420p"
-        for image in video:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode())

@@ -108,6 +108,19 @@ def test_rendering_a_grid_matches_rendering_its_coordinates_and_the_cached_basis
         torch.testing.assert_close(prior.render_grid(code, 10, 1 << 20), prior.render(code, grid(10, 10).expand(2, -1, -1)))
 
 
+def test_refining_a_code_never_fits_the_context_worse():
+    from hypersiren.priors.inference import encode
+    from hypersiren.priors.inner_loop import masked_mse, padded_context
+
+    torch.manual_seed(0)
+    prior = BasisPrior(**TINY, ridge=100.0).eval()  # a strong prior: the closed form leaves room on the context
+    images, masks = faces(3, 8), random_masks(3, 8, 0.5)
+    coords, values, weights = padded_context(images, masks)
+    fits = [masked_mse(prior.render(encode(prior, (images + 1) / 2, masks, refine_steps=k, lr=0.1), coords), values,
+                       weights) for k in (0, 5)]
+    assert (fits[1] <= fits[0] + 1e-6).all() and (fits[1] < fits[0]).any()
+
+
 def test_a_few_steps_lower_the_loss():
     torch.manual_seed(0)
     prior = BasisPrior(**TINY)
