@@ -36,7 +36,8 @@ def test_train_prior_writes_a_complete_run(tiny_prior_checkpoint):
     assert list(run.glob("events.out.tfevents.*"))
 
 
-@pytest.mark.parametrize("model", [[], ["--encoder", "cnn", "--hypernet", "light", "--target-pixels", "50", "--flip"]])
+@pytest.mark.parametrize("model", [[], ["--encoder", "cnn", "--hypernet", "light", "--target-pixels", "50", "--flip",
+                                         "--workers", "2"]])
 def test_resume_ends_with_the_same_weights(cli, tmp_path, face_folder, model):
     common = ["train", "prior", *TINY_PRIOR, *model, "--data", face_folder, "--val-fraction", "0.25", "--summary-every", "2"]
     assert cli(*common, "--steps", "4", "--out", tmp_path / "straight")[0] == 0
