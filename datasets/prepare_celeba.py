@@ -4,7 +4,7 @@
 
 ROOT is CelebA in its official or Kaggle layout, or any folder of face images (see datasets/README.md).
 Decodes every image once per resolution (centre square crop, resize, 8 bits) into the cache that
-``hypersiren.data.faces.load_faces`` reads, and prints the layout, the split sizes and the cache files.
+``hypersiren.data.faces.open_faces`` and ``load_faces`` read, and prints the layout, the split sizes and the cache files.
 Bad input (missing root, no images) prints one line ``prepare_celeba: error: ...`` and exits with status 2.
 """
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hypersiren.data.faces import SPLITS, cache_file, cached_faces, find_faces, split_files
+from hypersiren.data.face_cache import cache_file, cached_faces
+from hypersiren.data.faces import SPLITS, find_faces, split_files
 from hypersiren.errors import InputError
 
 

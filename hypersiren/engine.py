@@ -215,6 +215,7 @@ def train(task: Task, options: EngineConfig | None = None, out_dir: str | Path |
         finally:
             bar.close()
             writer.close()
+            task.close()
     return metrics
 
 

@@ -68,11 +68,13 @@ def _faces_as_unit(faces: Tensor) -> Tensor:
 @torch.no_grad()
 def encode_faces(prior: FunctionPrior, faces: Tensor, batch_size: int = 100) -> tuple[Tensor, Tensor]:
     """Latents (N, D) of faces (N, 3, R, R) in [0, 1] (or uint8) from every pixel, and the mean squared error
-    (N,) of their renders, network units. Runs on the faces' device, ``batch_size`` faces at a time."""
+    (N,) of their renders, network units. ``faces``: a tensor on any device or a data set that slices into
+    tensors (``hypersiren.data.faces.FaceImages``); ``batch_size`` faces at a time run on the prior's device."""
     require_latent(prior)
+    device = next(prior.parameters()).device
     latents, errors = [], []
     for start in range(0, len(faces), batch_size):
-        images = _faces_as_unit(faces[start:start + batch_size]) * 2 - 1
+        images = _faces_as_unit(faces[start:start + batch_size].to(device)) * 2 - 1
         batch, _, height, width = images.shape
         masks = torch.ones(batch, height, width, dtype=torch.bool, device=images.device)
         latent = prior.infer(images, masks)
@@ -84,11 +86,10 @@ def encode_faces(prior: FunctionPrior, faces: Tensor, batch_size: int = 100) -> 
 
 def fit_latent_density(prior: FunctionPrior, faces: Tensor, batch_size: int = 100,
                        max_faces: int = DENSITY_FACES) -> LatentDensity:
-    """Encode (at most ``max_faces``, a fixed random subset of) faces (N, 3, R, R) from their full context and
-    fit the latent density. Does not touch torch's global RNG."""
+    """Encode (at most ``max_faces``, a fixed random subset of) faces (N, 3, R, R) (as ``encode_faces`` takes them)
+    from their full context and fit the latent density. Does not touch torch's global RNG."""
     if len(faces) > max_faces:
-        chosen = torch.randperm(len(faces), generator=torch.Generator().manual_seed(0))[:max_faces]
-        faces = faces[chosen.to(faces.device)]
+        faces = faces[torch.randperm(len(faces), generator=torch.Generator().manual_seed(0))[:max_faces]]
     latents, errors = encode_faces(prior, faces, batch_size)
     return LatentDensity(GaussianDensity.fit(latents), float(errors.mean().sqrt()), len(latents))
 

@@ -60,7 +60,7 @@ class HyperSiren:
         uncropped image's size is centre-cropped like the image; a mask picture of neither the image's nor the
         prior's size is resized to the prior's (nearest neighbour)."""
         from hypersiren.data.context import mask_from_spec, read_mask_picture
-        from hypersiren.data.faces import square_crop
+        from hypersiren.data.face_cache import square_crop
 
         if (mask is None) == (num_pixels is None):
             raise InputError("give exactly one context: mask=... (e.g. 'half' or a boolean array) or num_pixels=N")

@@ -1,4 +1,7 @@
-"""The engine under DistributedDataParallel: 2 CPU processes (gloo) train the face prior and end identical."""
+"""The engine under DistributedDataParallel: 2 CPU processes (gloo) train the face prior and end identical, each
+reading its own shard of the training faces."""
+import json
+
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -31,6 +34,10 @@ def _worker(rank: int, folder: str) -> None:
         metrics = train(task, OPTIONS, f"{folder}/run", {"command": "test"})
         assert (metrics == {}) == (rank == 1)  # only rank 0 evaluates and writes
         save_file({k: v.contiguous() for k, v in task.model.state_dict().items()}, f"{folder}/rank{rank}.safetensors")
+        sampler = task.faces.sampler
+        with open(f"{folder}/rank{rank}.json", "w") as f:
+            json.dump({"faces": len(task.faces), "shard": sampler.shard.tolist(),
+                       "drawn": [sampler.at(step).tolist() for step in range(OPTIONS.steps)]}, f)
     finally:
         dist.destroy_process_group()
 
@@ -49,3 +56,10 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     assert moved  # it trained
     assert differs_from_single  # the ranks drew different batches and averaged their gradients
     assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
+
+    shards = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    count = shards[0]["faces"]
+    assert sorted(shards[0]["shard"] + shards[1]["shard"]) == list(range(count))  # disjoint, and every face
+    assert abs(len(shards[0]["shard"]) - len(shards[1]["shard"])) <= 1
+    for rank in shards:
+        assert {i for batch in rank["drawn"] for i in batch} <= set(rank["shard"])  # each rank reads its own

@@ -6,8 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from hypersiren.data import faces as faces_module
-from hypersiren.data.faces import FaceBatches, default_cache_dir, find_faces, holdout_split, load_faces, square_crop
+from hypersiren.data import face_cache
+from hypersiren.data.face_cache import default_cache_dir, square_crop
+from hypersiren.data.faces import find_faces, holdout_split, load_faces
 from hypersiren.errors import InputError
 
 GREEN = (0, 200, 0)
@@ -135,7 +136,7 @@ def test_cache_is_reused_without_decoding(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded although the cache is valid")
 
-    monkeypatch.setattr(faces_module, "_decode", no_decoding)
+    monkeypatch.setattr(face_cache, "_decode", no_decoding)
     assert torch.equal(load(root, "all", cache), first)
     assert torch.equal(load(root, "train", cache), first[:3])  # one cache serves every split
     assert files[0].stat().st_mtime_ns == mtime
@@ -219,24 +220,6 @@ def test_square_crop():
     image = torch.arange(2 * 5 * 3).reshape(2, 5, 3)
     assert torch.equal(square_crop(image), image[:, 1:4, :])
     assert torch.equal(square_crop(image.transpose(1, 2)), image.transpose(1, 2)[:, :, 1:4])
-
-
-def test_face_batches_sample_flip_and_uint8():
-    faces = torch.rand(4, 3, 6, 6)
-    batches = FaceBatches(faces, batch_size=32)
-    a, b = batches.sample(torch.Generator().manual_seed(0)), batches.sample(torch.Generator().manual_seed(0))
-    assert a.shape == (32, 3, 6, 6) and torch.equal(a, b)
-    assert all(any(torch.equal(x, f) for f in faces) for x in a)
-    flipped = FaceBatches(faces, batch_size=64, flip=True).sample(torch.Generator().manual_seed(1))
-    is_plain = torch.tensor([any(torch.equal(x, f) for f in faces) for x in flipped])
-    is_mirror = torch.tensor([any(torch.equal(x, f.flip(-1)) for f in faces) for x in flipped])
-    assert (is_plain | is_mirror).all() and is_plain.any() and is_mirror.any()
-    as_bytes = FaceBatches((faces * 255).round().to(torch.uint8), 8).sample(torch.Generator().manual_seed(0))
-    assert as_bytes.dtype == torch.float32 and torch.allclose(as_bytes, a[:8], atol=0.5 / 255 + 1e-6)
-    with pytest.raises(InputError, match=r"\(N, 3, R, R\)"):
-        FaceBatches(torch.rand(3, 6, 6), 2)
-    with pytest.raises(InputError, match="batch size"):
-        FaceBatches(faces, 0)
 
 
 def test_prepare_script_builds_the_cache(tmp_path, capsys):

@@ -37,7 +37,7 @@ def test_train_prior_writes_a_complete_run(tiny_prior_checkpoint):
 
 
 @pytest.mark.parametrize("model", [TINY_PRIOR, [*TINY_HYPERNET, "--encoder", "cnn", "--hypernet", "light",
-                                                "--target-pixels", "50", "--no-flip"]])
+                                                "--target-pixels", "50", "--no-flip", "--workers", "2"]])
 def test_resume_ends_with_the_same_weights(cli, tmp_path, face_folder, model):
     common = ["train", "prior", *model, "--data", face_folder, "--val-fraction", "0.25", "--summary-every", "2"]
     assert cli(*common, "--steps", "4", "--out", tmp_path / "straight")[0] == 0

@@ -34,19 +34,23 @@ def _demo(args: argparse.Namespace) -> int:
     held_out = task.held_out.cpu()
     metrics = evaluate_prior(prior, held_out, args, out / "eval")
     print(f"held-out faces ({len(held_out)}) completed from a few known pixels, beside the mean training face:")
-    print_table(metrics, baseline=mean_face_psnr(task.faces.faces.cpu(), held_out))
+    print_table(metrics, baseline=mean_face_psnr(task.faces.faces, held_out))
     print(f"wrote {out / 'eval' / 'completions.png'} and {out / 'train' / 'completions.png'}")
     print(f"look at training curves and completions: {TENSORBOARD.format(out=out)}")
     return 0
 
 
-def mean_face_psnr(train_faces, held_out) -> float:
-    """Mean PSNR (dB) of the training faces' mean face as the completion of every held-out face, (N, 3, R, R)."""
+def mean_face_psnr(train_faces, held_out, chunk: int = 1024) -> float:
+    """Mean PSNR (dB) of the training faces' mean face as the completion of every held-out face, (N, 3, R, R).
+    ``train_faces``: in [0, 1] or uint8, a tensor or a data set that slices into tensors (the memory-mapped
+    ``FaceImages`` a training task reads), averaged ``chunk`` faces at a time."""
     from hypersiren.evaluation import score_completions
 
-    mean_face = train_faces.float().mean(dim=0, keepdim=True)
-    if not train_faces.is_floating_point():  # uint8 faces
-        mean_face = mean_face / 255
+    total = 0.0
+    for start in range(0, len(train_faces), chunk):
+        part = train_faces[start:start + chunk].cpu()
+        total = total + part.double().sum(dim=0, keepdim=True) / (1 if part.is_floating_point() else 255)
+    mean_face = (total / len(train_faces)).float()
     return score_completions(mean_face.expand_as(held_out), held_out)[1].mean().item()
 
 

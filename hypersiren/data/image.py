@@ -196,7 +196,7 @@ def read_images(image: Any) -> tuple[Tensor, ImageKind]:
         tensor, kind = _as_tensor(image)
     height, width = kind.shape = tuple(tensor.shape[-2:])
     if height != width:
-        from hypersiren.data.faces import square_crop
+        from hypersiren.data.face_cache import square_crop
 
         warnings.warn(f"image is {height}x{width}, not square: using its centred {min(height, width)}x"
                       f"{min(height, width)} square", stacklevel=3)

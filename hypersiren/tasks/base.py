@@ -85,6 +85,10 @@ class Task:
         """Write the rendered result (PNG, WAV, mesh) into ``out_dir``; returns the paths written."""
         return []
 
+    def close(self) -> None:
+        """Release what training held besides the model (data-loading processes); the engine calls it when
+        training ends. A later ``batch`` starts again."""
+
 
 def engine_summary(config_cls: type[TaskConfig]) -> dict[str, Any]:
     """The engine defaults a task's config lists in ``hypersiren zoo``: steps, lr and whatever else it changes."""

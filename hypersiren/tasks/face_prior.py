@@ -63,6 +63,8 @@ class FacePrior(Task):
         target_pixels: int = option(0, "pixels per face the loss compares, drawn at random each step, 0 = all (the "
                                        "paper)", check=non_negative_int, group=DATA)
         flip: bool = option(True, "random horizontal flips", group=DATA)
+        workers: int = option(0, "data-loading worker processes (0 = load in the training process)",
+                              check=non_negative_int, group=DATA, resumable=True)
         prior: PriorConfig = variant(BasisPrior.Config(), "prior", options=PRIORS.configs, selector="method",
                                      group="prior (unset options keep the method's default)")
         engine: EngineConfig = EngineConfig(steps=10000, lr=3e-4, clip_grad=1.0, summary_every=500)
@@ -70,16 +72,20 @@ class FacePrior(Task):
     def __init__(self, config: Config, device: torch.device | str | None = None):
         super().__init__(config, device)
         from hypersiren.data.context import evaluation_masks
-        from hypersiren.data.faces import FaceBatches, load_faces
+        from hypersiren.data.face_loader import FaceStream
+        from hypersiren.data.faces import open_faces
+        from hypersiren.runtime import distributed
 
         device, resolution = self.device, config.resolution
         split = dict(resolution=resolution, val_fraction=config.val_fraction, progress=config.engine.progress)
-        train = load_faces(config.data, "train", **split)
+        train = open_faces(config.data, "train", **split)  # memory-mapped: read a batch at a time
         if config.max_train:
-            train = train[: config.max_train]
-        self.held_out = load_faces(config.data, "val", **split)[: config.eval_images].to(device)
+            train = train.first(config.max_train)
+        self.held_out = open_faces(config.data, "val", **split)[: config.eval_images].to(device).float() / 255
         self.resolution = resolution
-        self.faces = FaceBatches(train.to(device), config.batch_size, flip=config.flip)
+        rank, world = distributed()
+        self.faces = FaceStream(train, config.batch_size, config.engine.seed, device, flip=config.flip,
+                                workers=config.workers, rank=rank, world=world)
         self.coords = grid(resolution, resolution, device=device)
         prior_cls = PRIORS.owner(config.prior)
         self.model = build_checked(lambda: prior_cls(config.prior), f"the {prior_cls.method} prior's networks "
@@ -118,7 +124,7 @@ class FacePrior(Task):
     def batch(self, step: int) -> tuple[Tensor, ...]:
         from hypersiren.data.context import training_masks
 
-        faces = from_unit(self.faces.sample())
+        faces = from_unit(self.faces(step))
         batch, resolution = faces.shape[0], self.resolution
         masks = training_masks(batch, resolution).to(self.device)
         values = faces.flatten(2).transpose(1, 2)  # (B, R*R, 3)
@@ -171,6 +177,9 @@ class FacePrior(Task):
                 code = self.model.infer(from_unit(self.held_out), half)
             if isinstance(code, Tensor):
                 writer.add_histogram("latent (top half known)", code, step)
+
+    def close(self) -> None:
+        self.faces.close()
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
         path = out_dir / "completions.png"
