@@ -2,6 +2,7 @@
 reading its own shard of the training faces."""
 import json
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -12,21 +13,25 @@ from hypersiren.engine import EngineConfig, train
 OPTIONS = EngineConfig(steps=3, lr=1e-3, summary_every=0, clip_grad=1.0, progress=False)
 
 
-def _task():
-    from hypersiren.priors.hypernet import HypernetPrior
+PRIORS = {"hypernet": dict(hidden_features=8, hidden_layers=1, latent_dim=4),
+          "basis": dict(hidden_features=8, hidden_layers=1, basis_features=12, encoder_latent=4, encoder_dim=8,
+                        queries=2, encoder_layers=1)}
+
+
+def _task(method: str):
     from hypersiren.tasks.face_prior import FacePrior
 
     torch.manual_seed(0)
     config = FacePrior.Config(resolution=8, eval_images=4, batch_size=4, engine=OPTIONS,
-                              prior=HypernetPrior.Config(hidden_features=8, hidden_layers=1, latent_dim=4))
+                              prior={"method": method, **PRIORS[method]})
     return FacePrior(config, torch.device("cpu"))
 
 
-def _worker(rank: int, folder: str) -> None:
+def _worker(rank: int, folder: str, method: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=2)
     try:
-        task = _task()
+        task = _task(method)
         if rank == 1:  # DDP must broadcast rank 0's initial weights
             with torch.no_grad():
                 for p in task.model.parameters():
@@ -42,11 +47,12 @@ def _worker(rank: int, folder: str) -> None:
         dist.destroy_process_group()
 
 
-def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
-    mp.spawn(_worker, args=(str(tmp_path),), nprocs=2, join=True)
+@pytest.mark.parametrize("method", sorted(PRIORS))
+def test_two_gloo_ranks_end_with_identical_weights(tmp_path, method):
+    mp.spawn(_worker, args=(str(tmp_path), method), nprocs=2, join=True)
     rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in range(2))
-    initial = _task().model.state_dict()
-    single = _task()
+    initial = _task(method).model.state_dict()
+    single = _task(method)
     train(single, OPTIONS, tmp_path / "single", {"command": "test"})
     moved = differs_from_single = False
     for name, weights in rank0.items():
