@@ -6,6 +6,11 @@ loss, backward, clip, Adam) with a progress bar, TensorBoard scalars and the tas
 checkpoints (and one on SIGINT/SIGTERM), a NaN/Inf guard, then writes ``metrics.json`` and the task's rendered
 outputs. A full disk stops it with one line (``NoSpaceError``), keeping the last checkpoint.
 
+TensorBoard (``docs/tensorboard.md``): ``train/<name>`` scalars every step (the loss and the task's logged terms),
+``eval/<name>`` scalars and the task's ``summaries`` at each evaluation (``hypersiren.summaries.scalar_tag`` adds
+units: ``eval/psnr_dB``); at the end the task's ``final_summaries``, ``train/sec_per_step`` and ``model/params``,
+and the run's configuration for the HParams dashboard (``hypersiren.summaries.write_hparams``).
+
 The run directory (``hypersiren.run_dir``: one run per directory, one process at a time) gets ``config.json``
 (the task's kind and config: everything needed to rerun), ``metrics.json``, ``checkpoint.safetensors``
 (``hypersiren.training_state``), TensorBoard events and what the task renders.
@@ -26,6 +31,7 @@ from hypersiren.errors import CheckpointError, InputError, TrainingDiverged
 from hypersiren.io import check_output_dir, reporting_full_disk, write_json
 from hypersiren.run_dir import CHECKPOINT, CONFIG, check_run_dir, run_directory, summary_writer
 from hypersiren.runtime import Interrupt, all_agree, distributed, resolve_device, seed_everything, tune_allocator
+from hypersiren.summaries import flat_hparams, scalar_tag, write_hparams
 from hypersiren.training_state import TrainingState
 
 if TYPE_CHECKING:
@@ -204,12 +210,14 @@ def train(task: Task, options: EngineConfig | None = None, out_dir: str | Path |
                 print(f"note: --on-nan skip: skipped {skipped} of the {done - start} steps run (NaN/Inf loss)",
                       file=sys.stderr)
             metrics = _evaluate(task, writer, done)
+            task.final_summaries(writer, done)
             metrics.update(steps=done, sec_per_step=step_time / max(timed_steps, 1),
                            params=sum(p.numel() for p in task.model.parameters()))
             if options.on_nan == "skip":
                 metrics["skipped_steps"] = skipped
             if last_loss is not None:
                 metrics["final_loss"] = last_loss
+            _log_run(writer, stored, metrics, done)
             write_json(out_dir / "metrics.json", metrics)
             task.write_outputs(out_dir)
         finally:
@@ -233,8 +241,20 @@ def _log_step(writer, loss: torch.Tensor, logs: dict, step: int) -> float:
     """Log a step's loss and scalars to TensorBoard; returns the loss."""
     scalars = {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
     for key, value in scalars.items():
-        writer.add_scalar(f"train/{key}", value, step)
+        writer.add_scalar(scalar_tag("train", key), value, step)
     return scalars["loss"]
+
+
+def _log_run(writer, stored: dict, metrics: dict, step: int) -> None:
+    """The end of a run in TensorBoard: its speed and size as scalars (``train/sec_per_step``,
+    ``train/skipped_steps`` with --on-nan skip, ``model/params``) and its configuration ``stored`` (config.json) for
+    the HParams dashboard, whose metric columns are the run's scalars at their last step (``eval/...``, these)."""
+    writer.add_scalar("train/sec_per_step", metrics["sec_per_step"], step)
+    if "skipped_steps" in metrics:
+        writer.add_scalar("train/skipped_steps", metrics["skipped_steps"], step)
+    writer.add_scalar("model/params", metrics["params"], step)
+    write_hparams(writer, flat_hparams(stored), step)
+    writer.flush()
 
 
 def restore_task(task_cls: type[Task], run_dir: str | Path, device: torch.device | str = "cpu") -> Task:
@@ -256,7 +276,7 @@ def restore_task(task_cls: type[Task], run_dir: str | Path, device: torch.device
 def _evaluate(task: Task, writer, step: int) -> dict[str, float]:
     metrics = {k: float(v) for k, v in task.metrics().items()}
     for key, value in metrics.items():
-        writer.add_scalar(f"eval/{key}", value, step)
+        writer.add_scalar(scalar_tag("eval", key), value, step)
     task.summaries(writer, step)
     writer.flush()
     return metrics

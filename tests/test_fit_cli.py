@@ -47,7 +47,7 @@ def test_fit_image_camera(cli, tmp_path):
         assert Image.open(run / name).size == (32, 32)
     assert Image.open(run / "ground_truth.png").mode == "L"  # camera is grayscale
     tags = tensorboard_tags(run)
-    assert {"train/loss", "train/psnr", "eval/psnr"} <= set(tags["scalars"])
+    assert {"train/loss", "train/psnr_dB", "eval/psnr_dB", "train/sec_per_step", "model/params"} <= set(tags["scalars"])
     assert {"fit", "ground_truth", "fit_gradient_magnitude", "fit_laplacian"} <= set(tags["images"])
 
 

@@ -75,7 +75,12 @@ class Task:
         raise NotImplementedError
 
     def summaries(self, writer, step: int) -> None:
-        """Write pictures/audio to a TensorBoard SummaryWriter."""
+        """Write pictures/audio to a TensorBoard SummaryWriter; the engine calls it at every evaluation (after
+        ``metrics``), the last one included."""
+
+    def final_summaries(self, writer, step: int) -> None:
+        """Write what only the trained model shows (e.g. samples from a density fitted in ``final_state``); the
+        engine calls it once, after the final evaluation's ``summaries``. Default none."""
 
     def final_state(self) -> dict[str, Any]:
         """Extra entries of the checkpoint written when training ends (tensors, dicts, JSON scalars; default none)."""
