@@ -27,13 +27,16 @@ from hypersiren.runtime import distributed
 CHECKPOINT = "checkpoint.safetensors"
 CONFIG = "config.json"
 LOCK = ".hypersiren.lock"
+PROJECTOR_CONFIG = "projector_config.pbtxt"  # SummaryWriter.add_embedding's index of the Projector's embeddings
 
 
 def earlier_run(out_dir: Path) -> list[Path]:
-    """Files in ``out_dir`` that an earlier run wrote and a new run would mix with: checkpoint, metrics, events."""
+    """Files in ``out_dir`` that an earlier run wrote and a new run would mix with: checkpoint, metrics, events and
+    the Projector's embeddings (``projector_config.pbtxt``, which names their folders)."""
     if not out_dir.is_dir():
         return []
-    return [p for p in (out_dir / CHECKPOINT, out_dir / "metrics.json") if p.exists()] + sorted(out_dir.glob("events.out.tfevents.*"))
+    return ([p for p in (out_dir / CHECKPOINT, out_dir / "metrics.json", out_dir / PROJECTOR_CONFIG) if p.exists()]
+            + sorted(out_dir.glob("events.out.tfevents.*")))
 
 
 def check_run_dir(out_dir: str | Path, options, config: Mapping | None = None, schema: Any = None) -> None:
@@ -79,6 +82,10 @@ def run_directory(out_dir: str | Path, options, config: Mapping | None = None, s
         for stale in out_dir.glob(f"{TEMPORARY_PREFIX}*.tmp"):  # an atomic write of a process killed mid-write
             stale.unlink(missing_ok=True)
         if options.overwrite:
+            if (out_dir / PROJECTOR_CONFIG).is_file():
+                from hypersiren.summaries import prune_embeddings
+
+                prune_embeddings(out_dir)  # the embeddings' folders, then their config
             for path in earlier_run(out_dir):
                 path.unlink(missing_ok=True)
         elif options.resume and not (out_dir / CHECKPOINT).exists():
@@ -161,12 +168,20 @@ def _flag(f) -> str:
 
 def summary_writer(out_dir: Path, rank: int = 0, purge_step: int | None = None):
     """TensorBoard writer of rank 0 (other ranks get one that does nothing); ``purge_step`` hides events an
-    interrupted run logged at or after that step."""
+    interrupted run logged at or after that step, and removes the Projector embeddings it logged from then on (the
+    writer goes on with those logged before)."""
     if rank != 0:
         return _NoWriter()
     from torch.utils.tensorboard import SummaryWriter  # imported lazily: tensorboard is heavy
 
-    return SummaryWriter(log_dir=str(out_dir), purge_step=purge_step)
+    writer = SummaryWriter(log_dir=str(out_dir), purge_step=purge_step)
+    if purge_step is not None and (Path(out_dir) / PROJECTOR_CONFIG).is_file():
+        from hypersiren.summaries import prune_embeddings
+
+        kept = prune_embeddings(out_dir, before=purge_step)
+        if kept is not None and kept.embeddings:
+            writer._projector_config = kept  # add_embedding extends and rewrites this config (torch's own attribute)
+    return writer
 
 
 class _NoWriter:

@@ -31,6 +31,10 @@ from hypersiren.registry import PRIORS
 from hypersiren.tasks.base import Task, TaskConfig
 
 TRAIN_SETTINGS = ("10", "100", "1000", "half")
+EMBEDDED_FACES = 500  # at most this many held-out faces in the Projector (two codes each: top half, full face)
+SAMPLES = 16  # faces drawn from the latent density for TensorBoard at the end of training
+INTERPOLATION_STEPS = 8  # renders between (and including) the codes of two held-out faces
+GENERATIVE_SCALE = 2  # samples and interpolations are rendered at this many times the training resolution
 FACE_PIXEL_BYTES = 64  # memory per pixel of one face being completed: images, mask, coordinates and render (float32)
 PICTURE_SETTINGS = ("10", "100", "half")
 DATA = "data"
@@ -95,6 +99,7 @@ class FacePrior(Task):
         generator = torch.Generator(device="cpu").manual_seed(1234)
         self.picture_masks = {s: evaluation_masks(s, len(self.pictures), resolution, generator).to(device)
                               for s in feasible_settings(PICTURE_SETTINGS, resolution)}
+        self.density = None  # the latent density final_state fits, for final_summaries
 
     def model_meta(self) -> dict[str, Any]:
         return {"method": self.model.method, **self.model.config.to_dict()}
@@ -118,8 +123,8 @@ class FacePrior(Task):
         from hypersiren.generate import fit_latent_density
 
         with self.evaluating():
-            density = fit_latent_density(self.model, self.faces.faces, self.config.batch_size)
-        return {"latent_density": density.state()}
+            self.density = fit_latent_density(self.model, self.faces.faces, self.config.batch_size)
+        return {"latent_density": self.density.state()}
 
     def batch(self, step: int) -> tuple[Tensor, ...]:
         from hypersiren.data.context import training_masks
@@ -170,6 +175,10 @@ class FacePrior(Task):
         return completion_figure(self.pictures.cpu(), examples, {s: m.cpu() for s, m in self.picture_masks.items()})
 
     def summaries(self, writer, step: int) -> None:
+        """The completions grid, a histogram of the held-out faces' codes from their top half and, for a prior with
+        vector codes, those codes and the full-face ones in the Projector (``held_out_codes``)."""
+        from hypersiren.summaries import add_embedding
+
         with self.evaluating():
             writer.add_image("completions", self.completion_grid(), step)
             with torch.no_grad():
@@ -177,6 +186,38 @@ class FacePrior(Task):
                 code = self.model.infer(from_unit(self.held_out), half)
             if isinstance(code, Tensor):
                 writer.add_histogram("latent (top half known)", code, step)
+            if self.model.latent_dim is not None and isinstance(code, Tensor):
+                faces = self.held_out[:EMBEDDED_FACES]
+                with torch.no_grad():
+                    full = self.model.infer(from_unit(faces), torch.ones_like(half[: len(faces)]))
+                rows = [[i, context] for context in ("top half", "full face") for i in range(len(faces))]
+                add_embedding(writer, "held_out_codes", torch.cat([code[: len(faces)], full]).flatten(1), step,
+                              images=torch.cat([faces, faces]), metadata=rows, header=["face", "context"])
+
+    def final_summaries(self, writer, step: int) -> None:
+        """For a prior with a latent density (fitted by ``final_state``): faces drawn from it
+        (``generative/samples``) and the faces on the latent segment between two held-out faces' full-face codes,
+        framed by those faces (``generative/interpolation``)."""
+        if self.density is None or self.model.latent_dim is None:
+            return
+        from hypersiren.generate import interpolate_latents
+        from hypersiren.viz import side_by_side, stack_rows
+
+        resolution, gaussian = self.resolution, self.density.gaussian.to(self.device)
+        shown = GENERATIVE_SCALE * resolution  # a SIREN renders at any resolution
+        with self.evaluating(), torch.no_grad():
+            generator = torch.Generator().manual_seed(0)
+            samples = inference.render(self.model, gaussian.sample(SAMPLES, generator), shown).cpu()
+            per_row = math.ceil(math.sqrt(SAMPLES))
+            rows = [side_by_side(list(samples[i:i + per_row])) for i in range(0, SAMPLES, per_row)]
+            writer.add_image("generative/samples", stack_rows(rows), step)
+            ends = self.held_out[:2] if len(self.held_out) > 1 else self.held_out[[0, 0]]
+            full = torch.ones(2, resolution, resolution, dtype=torch.bool, device=self.device)
+            codes = self.model.infer(from_unit(ends), full)
+            path = inference.render(self.model, interpolate_latents(codes[0], codes[1], INTERPOLATION_STEPS),
+                                    shown).cpu()
+            ends = torch.nn.functional.interpolate(ends.cpu(), scale_factor=GENERATIVE_SCALE, mode="nearest")
+            writer.add_image("generative/interpolation", side_by_side([ends[0], *path, ends[1]]), step)
 
     def close(self) -> None:
         self.faces.close()
