@@ -187,10 +187,15 @@ class FitSdf(Task):
         return side_by_side(pictures)
 
     def summaries(self, writer, step: int) -> None:
+        """The SDF's slices, and the metrics' marching-cubes mesh (``--eval-resolution``, unit frame) as a picture
+        and in the Mesh dashboard (``zero_level_set``)."""
         writer.add_image("sdf_slices", self.slices(), step)
         if self.eval_mesh is not None:
+            from hypersiren.summaries import add_mesh
+
             writer.add_image("mesh", render_mesh(self.eval_mesh, View.framing(self.eval_mesh.vertices),
                                                  min(256, self.config.render_size)), step)
+            add_mesh(writer, "zero_level_set", self.eval_mesh.vertices, self.eval_mesh.faces, step)
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
         paths = [out_dir / "sdf_slices.png"]

@@ -4,6 +4,7 @@ Frame index, row and column each map to [-1, 1]; RGB values map from [0, 1] to [
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from hypersiren.tasks.signal_fit import RENDER_COPIES, SignalFit
 from hypersiren.viz import side_by_side, stack_rows
 
 STRIP_FRAMES = 8  # frames shown in the frame strip and TensorBoard grid
+VIDEO_FRAMES = 64  # at most this many frames in TensorBoard's animated picture (evenly spaced)
 
 
 @TASKS.register
@@ -67,8 +69,16 @@ class FitVideo(SignalFit):
         return side_by_side(list(frames[index]))
 
     def summaries(self, writer, step: int) -> None:
-        strips = [self.frame_strip(self.fit_frames()), self.frame_strip(self.frames)]
+        """Evenly spaced frames of the fit over the ground truth's, and both playing side by side (an animated
+        picture in the Images dashboard: ``video_fit_beside_ground_truth``, ``hypersiren.summaries.add_frames``)."""
+        from hypersiren.summaries import add_frames
+
+        fit = self.fit_frames()
+        strips = [self.frame_strip(fit), self.frame_strip(self.frames)]
         writer.add_image("frames_fit_over_ground_truth", stack_rows(strips), step)
+        stride = math.ceil(len(fit) / VIDEO_FRAMES)  # a long video is shown at every stride-th frame, same pace
+        pair = [side_by_side([a, b]) for a, b in zip(fit[::stride], self.frames[::stride].float().cpu())]
+        add_frames(writer, "video_fit_beside_ground_truth", torch.stack(pair), step, self.fps / stride)
 
     def write_outputs(self, out_dir: Path) -> list[Path]:
         size = self.config.render_size or self.config.size
