@@ -8,8 +8,8 @@ outputs. A full disk stops it with one line (``NoSpaceError``), keeping the last
 
 TensorBoard (``docs/tensorboard.md``): ``train/<name>`` scalars every step (the loss and the task's logged terms),
 ``eval/<name>`` scalars and the task's ``summaries`` at each evaluation (``hypersiren.summaries.scalar_tag`` adds
-units: ``eval/psnr_dB``); at the end the task's ``final_summaries``, ``train/sec_per_step`` and ``model/params``,
-and the run's configuration for the HParams dashboard (``hypersiren.summaries.write_hparams``).
+units: ``eval/psnr_dB``); at the end the task's ``final_summaries``, ``train/steps``, ``train/sec_per_step`` and
+``model/params``, and the run's configuration for the HParams dashboard (``hypersiren.summaries.write_hparams``).
 
 The run directory (``hypersiren.run_dir``: one run per directory, one process at a time) gets ``config.json``
 (the task's kind and config: everything needed to rerun), ``metrics.json``, ``checkpoint.safetensors``
@@ -31,7 +31,7 @@ from hypersiren.errors import CheckpointError, InputError, TrainingDiverged
 from hypersiren.io import check_output_dir, reporting_full_disk, write_json
 from hypersiren.run_dir import CHECKPOINT, CONFIG, check_run_dir, run_directory, summary_writer
 from hypersiren.runtime import Interrupt, all_agree, distributed, resolve_device, seed_everything, tune_allocator
-from hypersiren.summaries import flat_hparams, scalar_tag, write_hparams
+from hypersiren.summaries import flat_hparams, resumable_names, scalar_tag, write_hparams
 from hypersiren.training_state import TrainingState
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ def train(task: Task, options: EngineConfig | None = None, out_dir: str | Path |
                 metrics["skipped_steps"] = skipped
             if last_loss is not None:
                 metrics["final_loss"] = last_loss
-            _log_run(writer, stored, metrics, done)
+            _log_run(writer, flat_hparams(stored, exclude=resumable_names(task.config)), metrics, done)
             write_json(out_dir / "metrics.json", metrics)
             task.write_outputs(out_dir)
         finally:
@@ -245,15 +245,17 @@ def _log_step(writer, loss: torch.Tensor, logs: dict, step: int) -> float:
     return scalars["loss"]
 
 
-def _log_run(writer, stored: dict, metrics: dict, step: int) -> None:
-    """The end of a run in TensorBoard: its speed and size as scalars (``train/sec_per_step``,
-    ``train/skipped_steps`` with --on-nan skip, ``model/params``) and its configuration ``stored`` (config.json) for
-    the HParams dashboard, whose metric columns are the run's scalars at their last step (``eval/...``, these)."""
+def _log_run(writer, hparams: dict, metrics: dict, step: int) -> None:
+    """The end of a run in TensorBoard: how far it got, its speed and size as scalars (``train/steps``,
+    ``train/sec_per_step``, ``train/skipped_steps`` with --on-nan skip, ``model/params``) and its configuration
+    ``hparams`` (``hypersiren.summaries.flat_hparams``) for the HParams dashboard, whose metric columns are the run's
+    scalars at their last step (``eval/...``, these)."""
+    writer.add_scalar("train/steps", metrics["steps"], step)
     writer.add_scalar("train/sec_per_step", metrics["sec_per_step"], step)
     if "skipped_steps" in metrics:
         writer.add_scalar("train/skipped_steps", metrics["skipped_steps"], step)
     writer.add_scalar("model/params", metrics["params"], step)
-    write_hparams(writer, flat_hparams(stored), step)
+    write_hparams(writer, hparams, step)
     writer.flush()
 
 

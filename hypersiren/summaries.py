@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,8 +19,6 @@ from torch import Tensor
 from hypersiren.run_dir import PROJECTOR_CONFIG  # what SummaryWriter.add_embedding writes into the run directory
 
 UNITS = {"psnr": "_dB"}  # a metric whose name starts with the key gets the unit in its TensorBoard tag
-# configuration entries that say where and how this invocation ran rather than what was trained
-NOT_HPARAMS = frozenset({"out", "engine.resume", "engine.overwrite", "engine.progress"})
 _EMBEDDING_FOLDER = re.compile(r"(\d{5,})/([^/\\]+)/")  # "<step, 5 digits or more>/<tag>/" of an embedding's files
 
 
@@ -29,17 +28,36 @@ def scalar_tag(group: str, name: str) -> str:
     return f"{group}/{name}{unit}"
 
 
-def flat_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | float | str]:
+def resumable_names(schema: Any, prefix: str = "") -> set[str]:
+    """The dotted names (``engine.steps``, ``out``) of the options a config object (a ``Config`` dataclass holding
+    others) marks ``resumable``: those ``--resume`` may change."""
+    if not is_dataclass(schema):
+        return set()
+    names = set()
+    for f in fields(schema):
+        if f.metadata.get("resumable"):
+            names.add(prefix + f.name)
+        else:
+            names |= resumable_names(getattr(schema, f.name, None), f"{prefix}{f.name}.")
+    return names
+
+
+def flat_hparams(config: Mapping[str, Any], exclude: set[str] | frozenset[str] = frozenset(),
+                 prefix: str = "") -> dict[str, int | float | str]:
     """A run's stored configuration (``config.json``) as the HParams dashboard takes it: nested options joined with
     dots (``engine.lr``, ``prior.method``), scalars only (lists and unset options are left out), booleans as
-    "true"/"false" (discrete in the dashboard), without ``NOT_HPARAMS`` (the run directory, --resume, ...)."""
+    "true"/"false" (discrete in the dashboard), without the dotted names in ``exclude``.
+
+    The engine excludes the options ``--resume`` may change (``resumable_names``: ``engine.steps``, ``out``,
+    ``device``, ...): TensorBoard keeps the first session a run directory logged, so only what a resumed run cannot
+    change belongs there; how far the run got is the scalar ``train/steps``."""
     flat: dict[str, int | float | str] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
-        if name in NOT_HPARAMS:
+        if name in exclude:
             continue
         if isinstance(value, Mapping):
-            flat.update(flat_hparams(value, f"{name}."))
+            flat.update(flat_hparams(value, exclude, f"{name}."))
         elif isinstance(value, bool):
             flat[name] = "true" if value else "false"
         elif isinstance(value, (int, float, str)):
