@@ -187,9 +187,10 @@ class FacePrior(Task):
             if isinstance(code, Tensor):
                 writer.add_histogram("latent (top half known)", code, step)
             if self.model.latent_dim is not None and isinstance(code, Tensor):
-                faces = self.held_out[:EMBEDDED_FACES]
-                with torch.no_grad():
-                    full = self.model.infer(from_unit(faces), torch.ones_like(half[: len(faces)]))
+                faces, known = self.held_out[:EMBEDDED_FACES], torch.ones_like(half[:1])
+                with torch.no_grad():  # a batch at a time: up to EMBEDDED_FACES faces with every pixel known
+                    full = torch.cat([self.model.infer(from_unit(batch), known.expand(len(batch), -1, -1))
+                                      for batch in faces.split(self.config.batch_size)])
                 rows = [[i, context] for context in ("top half", "full face") for i in range(len(faces))]
                 add_embedding(writer, "held_out_codes", torch.cat([code[: len(faces)], full]).flatten(1), step,
                               images=torch.cat([faces, faces]), metadata=rows, header=["face", "context"])
@@ -197,7 +198,7 @@ class FacePrior(Task):
     def final_summaries(self, writer, step: int) -> None:
         """For a prior with a latent density (fitted by ``final_state``): faces drawn from it
         (``generative/samples``) and the faces on the latent segment between two held-out faces' full-face codes,
-        framed by those faces (``generative/interpolation``)."""
+        framed by those faces (``generative/interpolation``), rendered at GENERATIVE_SCALE x the resolution."""
         if self.density is None or self.model.latent_dim is None:
             return
         from hypersiren.generate import interpolate_latents
