@@ -74,7 +74,7 @@ def latencies(args: CompleteSpeed) -> dict[str, dict[int, dict[str, float]]]:
 
 def markdown(results: dict, args: CompleteSpeed) -> str:
     lines = [f"Completing one {args.resolution}x{args.resolution} face from {args.pixels} pixels, no refinement "
-             f"(median of {args.repeats} calls, {torch.get_num_threads()} threads; ms wall / ms CPU):", "",
+             f"(median of {args.repeats} calls, {torch.get_num_threads()} thread(s); ms wall / ms CPU):", "",
              "| prior | parameters | " + " | ".join(f"rendered at {r}x{r}" for r in args.render) + " |",
              "|---|---:|" + "---:|" * len(args.render)]
     for name, rows in results.items():
