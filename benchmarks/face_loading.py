@@ -196,7 +196,7 @@ def _train(args: FaceLoading, root: str, workers: int) -> dict:
 
 
 def _mb(value: float) -> str:
-    return f"{value / 2**20:,.0f} MB"
+    return f"{value / 2**20:,.0f} MiB"
 
 
 def markdown(results: dict, args: FaceLoading) -> str:
