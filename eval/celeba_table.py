@@ -3,7 +3,7 @@
     python eval/celeba_table.py --data /path/to/celeba-faces/images --out runs/celeba-table --minutes 45
 
 For each encoder (``--encoders``, default: set and cnn) it trains a prior with the paper's configuration
-(``hypersiren.tasks.face_prior.PAPER``, as ``train/celeba_prior.py``; hypersiren's faster design with
+(``hypersiren.tasks.face_prior.PAPER``, as ``train/celeba_prior.py``; the light hypernetwork with
 ``--fast``) for ``--minutes`` of wall-clock time (or reuses OUT/<encoder> with ``--reuse``), evaluates it like
 ``hypersiren eval prior`` on the held-out split (``--val-fraction`` 0.125 of 800 faces = 100) into
 OUT/<encoder>/eval and writes OUT/table.md: MSE, PSNR and SSIM per context beside the paper's Table 1 MSEs (which
@@ -30,11 +30,11 @@ class CelebaTable(Config):
     encoders: tuple[str, ...] = option(("set", "cnn"), "context encoders", choices=("set", "cnn"))
     minutes: float = option(45.0, "training budget per encoder", check=positive_float)
     val_fraction: float = option(0.125, "held-out share (0.125 = 100 of 800)", check=positive_float)
-    fast: bool = option(False, "hypersiren's faster design instead of the paper's")
+    fast: bool = option(False, "the light hypernetwork on 256 target pixels instead of the paper's configuration")
     reuse: bool = option(False, "evaluate existing runs in OUT instead of training")
 
     def prior(self, encoder: str) -> FacePrior.Config:
-        """The training config of one encoder: the paper's (or the fast design), for ``minutes`` of training."""
+        """The training config of one encoder: the paper's (or the light hypernetwork), for ``minutes`` of training."""
         preset = FAST if self.fast else PAPER
         return preset.replace(data=self.data, out=str(Path(self.out) / encoder), val_fraction=self.val_fraction,
                               prior=preset.prior.replace(encoder=encoder),
@@ -61,7 +61,7 @@ def run(config: CelebaTable) -> None:
             experiments.train(FacePrior, config.prior(encoder))
         rows[encoder] = (evaluate(config, run_dir), json.loads((run_dir / "metrics.json").read_text())["steps"])
     lines = [f"Completion of {config.data}'s held-out faces ({config.val_fraction:g} hold-out), 32x32, after "
-             f"{config.minutes:g} min of training{' (fast design)' if config.fast else ''}; paper: Table 1, full CelebA.",
+             f"{config.minutes:g} min of training{' (light hypernetwork)' if config.fast else ''}; paper: Table 1, full CelebA.",
              "", "| encoder | steps | context | MSE | PSNR (dB) | SSIM | paper MSE |", "|---|---:|---|---:|---:|---:|---:|"]
     for encoder, (metrics, steps) in rows.items():
         for setting in SETTINGS:

@@ -4,8 +4,9 @@ Paper settings (``hypersiren.tasks.face_prior.PAPER``): 32 x 32 faces, set encod
 encoder, latent 256, a hypernetwork with one 3-layer ReLU head (width 256) per parameter tensor of a SIREN
 2 -> 256 x 4 -> 3, loss = MSE over all pixels + 0.1 mean(z^2) + 100 mean(theta^2), Adam lr 5e-5, gradient
 clipping 1, random contexts of 10..200 pixels (plus hypersiren's larger and structured contexts). ``--fast``
-trains hypersiren's faster design instead (``FAST``): the light hypernetwork (shift modulations of a shared
-SIREN) on 256 random target pixels per face, batch 32, lr 1e-4.
+trains the hypernetwork's faster form instead (``FAST``): the light hypernetwork (shift modulations of a shared
+SIREN) on 256 random target pixels per face, batch 32, lr 1e-4. hypersiren's default prior (the basis prior,
+``hypersiren train prior`` with no model option) is compared with both in ``eval/compare_priors.py``.
 
     python train/celeba_prior.py --data /path/to/celeba --out runs/celeba-prior [--encoder cnn] [--fast] \\
         [any other ``hypersiren train prior`` option, e.g. --minutes 60 --resume]
@@ -21,13 +22,13 @@ from hypersiren.tasks.face_prior import FAST, PAPER, FacePrior
 
 @dataclass(frozen=True, kw_only=True)
 class CelebaPrior(FacePrior.Config):
-    fast: bool = option(False, "hypersiren's faster design instead of the paper's")
+    fast: bool = option(False, "the light hypernetwork on 256 target pixels instead of the paper's configuration")
 
 
 def run(config: CelebaPrior) -> None:
     if config.data is None:
         raise InputError("--data is required: a CelebA root (official or Kaggle layout) or a folder of faces")
-    print(f"celeba_prior: training {'hypersiren fast design' if config.fast else 'the paper configuration'} "
+    print(f"celeba_prior: training {'the light hypernetwork' if config.fast else 'the paper configuration'} "
           f"({config.prior.encoder} encoder) into {config.out}", flush=True)
     _, metrics = experiments.train(FacePrior, experiments.task_config(FacePrior, config))
     print(", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
