@@ -83,11 +83,12 @@ class Config:
             current = getattr(self, name, None)
             if not isinstance(current, Config) or not isinstance(value, Mapping):
                 continue
-            if name not in variants:
-                changes[name] = current.replace(**value)
-            elif value.get(selector := variants[name].metadata["selector"], variant_name(variants[name], current)) \
-                    == variant_name(variants[name], current):
-                changes[name] = current.replace(**{k: v for k, v in value.items() if k != selector})
+            if name in variants:
+                selector, chosen = variants[name].metadata["selector"], variant_name(variants[name], current)
+                if value.get(selector, chosen) != chosen:
+                    continue  # another choice: built from its own defaults
+                value = {k: v for k, v in value.items() if k != selector}
+            changes[name] = current.replace(**value)
         return _build(type(self), self, changes)
 
     def to_dict(self) -> dict[str, Any]:
