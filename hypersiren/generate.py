@@ -18,6 +18,7 @@ its usual approximation. T = 0 gives the maximum a posteriori completion for eve
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -71,10 +72,8 @@ def encode_faces(prior: FunctionPrior, faces: Tensor, batch_size: int = 100) -> 
     (N,) of their renders, network units. ``faces``: a tensor on any device or a data set that slices into
     tensors (``hypersiren.data.faces.FaceImages``); ``batch_size`` faces at a time run on the prior's device."""
     require_latent(prior)
-    device = next(prior.parameters()).device
     latents, errors = [], []
-    for start in range(0, len(faces), batch_size):
-        images = _faces_as_unit(faces[start:start + batch_size].to(device)) * 2 - 1
+    for images in face_batches(prior, faces, batch_size):
         batch, _, height, width = images.shape
         masks = torch.ones(batch, height, width, dtype=torch.bool, device=images.device)
         latent = prior.infer(images, masks)
@@ -84,13 +83,26 @@ def encode_faces(prior: FunctionPrior, faces: Tensor, batch_size: int = 100) -> 
     return torch.cat(latents), torch.cat(errors)
 
 
+def face_batches(prior: FunctionPrior, faces: Tensor, batch_size: int) -> Iterator[Tensor]:
+    """Faces (N, 3, R, R) in [0, 1] or uint8 (a tensor or a data set that slices into tensors), ``batch_size`` at a
+    time, in [-1, 1] on the prior's device."""
+    device = next(prior.parameters()).device
+    for start in range(0, len(faces), batch_size):
+        yield _faces_as_unit(faces[start:start + batch_size].to(device)) * 2 - 1
+
+
+def training_subset(faces: Tensor, max_faces: int = DENSITY_FACES) -> Tensor:
+    """At most ``max_faces`` of ``faces``: all of them, or a fixed random subset (torch's global RNG untouched)."""
+    if len(faces) > max_faces:
+        faces = faces[torch.randperm(len(faces), generator=torch.Generator().manual_seed(0))[:max_faces]]
+    return faces
+
+
 def fit_latent_density(prior: FunctionPrior, faces: Tensor, batch_size: int = 100,
                        max_faces: int = DENSITY_FACES) -> LatentDensity:
     """Encode (at most ``max_faces``, a fixed random subset of) faces (N, 3, R, R) (as ``encode_faces`` takes them)
     from their full context and fit the latent density. Does not touch torch's global RNG."""
-    if len(faces) > max_faces:
-        faces = faces[torch.randperm(len(faces), generator=torch.Generator().manual_seed(0))[:max_faces]]
-    latents, errors = encode_faces(prior, faces, batch_size)
+    latents, errors = encode_faces(prior, training_subset(faces, max_faces), batch_size)
     return LatentDensity(GaussianDensity.fit(latents), float(errors.mean().sqrt()), len(latents))
 
 

@@ -47,11 +47,11 @@ class TrainingState:
         last good checkpoint, if the weights are not all finite."""
         if not all(bool(torch.isfinite(p).all()) for p in self.task.parameters()):  # e.g. one step with a huge lr
             raise TrainingDiverged(f"the weights became NaN or Inf by step {step}; {self.kept}")
+        # the task's final state (e.g. a latent density) on every rank: it may set buffers all ranks must share
+        final_state = self.task.final_state() if final else {}
         if self.rank == 0:
             state = {"model": self.task.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": step,
-                     "rng": rng_state()}
-            if final:  # e.g. a density over the trained prior's latents, computed once
-                state.update(self.task.final_state())
+                     "rng": rng_state(), **final_state}
             save_checkpoint(self.path, state, self.meta)
 
     @property

@@ -93,11 +93,12 @@ def test_rendering_a_grid_matches_rendering_its_coordinates_and_the_cached_basis
         expected = prior.render(code, grid(10, 10).expand(2, -1, -1))
         torch.testing.assert_close(prior.render_grid(code, 10, max_points=1 << 20), expected)
         torch.testing.assert_close(FunctionPrior.render_grid(prior, code, 10, max_points=7), expected)  # in chunks
-        assert prior.grid_basis(10, code.device, code.dtype) is prior.grid_basis(10, code.device, code.dtype)
+        kept = prior.grid_features(10, code.device, code.dtype)
+        assert prior.grid_features(10, code.device, code.dtype).data_ptr() == kept.data_ptr()  # not recomputed
         for resolution in (11, 12):  # only the latest grids are kept
-            prior.grid_basis(resolution, code.device, code.dtype)
-        assert len(prior._grid_bases) == 2
-    optimizer = torch.optim.SGD(prior.parameters(), lr=0.1)
+            prior.grid_features(resolution, code.device, code.dtype)
+        assert sum(kind == "features" for kind, *_ in prior._grids) == 2
+    optimizer = torch.optim.Adam(prior.parameters(), lr=0.1, fused=True)  # fused: the tensors' _version stays
     loss, _ = prior.training_loss(images, masks, grid(8, 8).expand(2, -1, -1), images.flatten(2).transpose(1, 2))
     loss.backward()
     optimizer.step()  # the weights change in place: the cached basis must not be reused
@@ -106,6 +107,77 @@ def test_rendering_a_grid_matches_rendering_its_coordinates_and_the_cached_basis
         assert not torch.allclose(prior.render_grid(code, 10, 1 << 20), expected)
         prior.load_state_dict(BasisPrior(**TINY).state_dict())  # and so must loading other weights
         torch.testing.assert_close(prior.render_grid(code, 10, 1 << 20), prior.render(code, grid(10, 10).expand(2, -1, -1)))
+
+
+def test_the_fit_is_the_gaussian_posterior_mean_under_the_running_statistics():
+    torch.manual_seed(0)
+    prior = BasisPrior(**TINY, code_momentum=1.0, shrinkage=0.05).double()
+    images, masks = faces(5, 8).double(), random_masks(5, 8, 0.3)
+    masks[1] = True
+    features = prior.features(grid(8, 8).double()).detach()
+    values = images.flatten(2).transpose(1, 2)
+    prior.track_codes(images, features)  # momentum 1: the statistics of this batch's whole-image fits
+    gram = features.T @ features
+    eye = torch.eye(25, dtype=gram.dtype)
+    codes = torch.linalg.solve(gram + 1e-6 * gram.diagonal().mean() * eye, features.T @ values)
+    torch.testing.assert_close(prior.code_mean, codes.mean(dim=0))
+    centred = (codes - codes.mean(dim=0)).transpose(1, 2).reshape(-1, 25)
+    torch.testing.assert_close(prior.code_covariance, centred.T @ centred / 15)
+    prior.eval()
+    with torch.no_grad():
+        inferred = prior.infer(images, masks).reshape(5, 25, 3)
+        covariance = prior.code_covariance + 0.05 * prior.code_covariance.diagonal().mean() * eye
+        lam = prior.ridge_lambda(masks.flatten(1).sum(dim=1))
+        for face in range(5):  # the head starts at zero: the prior mean is the running mean
+            known = features[masks[face].flatten()]
+            residual = values[face][masks[face].flatten()] - known @ prior.code_mean
+            noise = lam[face] * torch.eye(len(known), dtype=gram.dtype)
+            gain = covariance @ known.T @ torch.linalg.inv(known @ covariance @ known.T + noise)
+            torch.testing.assert_close(inferred[face], prior.code_mean + gain @ residual)
+
+
+def test_calibration_is_the_shrunk_exact_statistics_and_used_outside_training():
+    from hypersiren.priors.density import ledoit_wolf
+
+    torch.manual_seed(0)
+    prior = BasisPrior(**TINY, code_momentum=1.0).double()
+    images = faces(6, 8).double()
+    features = prior.features(grid(8, 8).double()).detach()
+    prior.calibrate([images[:4], images[4:]])  # in two batches
+    assert prior.calibrated_faces == 6
+    prior.track_codes(images, features)  # momentum 1: the statistics of the same faces in one batch
+    torch.testing.assert_close(prior.calibrated_mean, prior.code_mean.float().double(), rtol=1e-5, atol=1e-6)
+    codes = prior._whole_image_codes(images, features)
+    centred = (codes - codes.mean(dim=0)).transpose(1, 2).flatten(0, 1)
+    shrunk, shrinkage = ledoit_wolf(centred)[1:]
+    assert 0 < shrinkage < 1  # 6 faces for 25 dimensions: shrunk, not replaced
+    torch.testing.assert_close(prior.calibrated_covariance, shrunk, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(prior.code_covariance, centred.T @ centred / 18)  # the running ones are not shrunk
+    with torch.no_grad():
+        prior.code_covariance.mul_(4)  # the running statistics now differ
+    assert prior.code_statistics()[1] is prior.code_covariance  # training: the running ones
+    prior.eval()
+    assert prior.code_statistics()[1] is prior.calibrated_covariance
+
+
+def test_a_few_pixels_move_the_whole_face_the_way_training_faces_vary():
+    """Faces that differ only by the amplitude of one pattern: the learned covariance is that pattern, so three
+    known pixels recover the whole face, where the isotropic prior the statistics start from does not."""
+    torch.manual_seed(0)
+    prior = BasisPrior(**TINY, code_momentum=1.0, ridge=1e-3).eval()
+    features = prior.grid_features(8, torch.device("cpu"), torch.float32)
+    base, pattern = features @ torch.randn(25, 3) * 0.1, features @ torch.randn(25, 3) * 0.1  # representable faces
+    def make(amplitudes):
+        return (base + amplitudes[:, None, None] * pattern).transpose(1, 2).reshape(-1, 3, 8, 8)
+    test, mask = make(torch.tensor([1.5])), torch.zeros(1, 8, 8, dtype=torch.bool)
+    mask[0, 2, [1, 4, 6]] = True
+    def error():
+        with torch.no_grad():
+            completed = prior.render_grid(prior.infer(test, mask), 8, 1 << 20)
+            return (completed - test.flatten(2).transpose(1, 2)).pow(2).mean()
+    isotropic = error()
+    prior.track_codes(make(torch.randn(64)), features)
+    assert error() < 0.02 * isotropic  # 100x smaller (the shrinkage leaves other directions a little room)
 
 
 def test_refining_a_code_never_fits_the_context_worse():
@@ -163,6 +235,7 @@ def test_train_complete_and_reload_from_the_command_line(cli, tmp_path, method):
     assert code == 0, err
     prior = HyperSiren.load(out / "checkpoint.safetensors")
     assert isinstance(prior.prior, BasisPrior)
+    assert prior.prior.calibrated_faces > 0  # the end of training calibrated the prior's statistics
     image = (faces(1, 12)[0] + 1) / 2
     done = prior.complete(image, num_pixels=30, resolution=24)
     assert done.shape == (3, 24, 24) and torch.isfinite(done).all()

@@ -47,7 +47,7 @@ def test_resume_ends_with_the_same_weights(cli, tmp_path, face_folder, model):
     resumed, _ = load_checkpoint(tmp_path / "resumed" / "checkpoint.safetensors")
     assert resumed["step"] == 4
     for name, tensor in straight["model"].items():
-        torch.testing.assert_close(resumed["model"][name], tensor, atol=0, rtol=0)
+        torch.testing.assert_close(resumed["model"][name], tensor, atol=0, rtol=0, msg=name)
 
 
 @pytest.mark.parametrize("budget", ["--minutes", "--cpu-minutes"])

@@ -10,6 +10,7 @@ describes. Library functions over any prior (encode, render, complete with refin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import torch
@@ -43,6 +44,10 @@ class FunctionPrior(nn.Module):
     def infer(self, images: Tensor, masks: Tensor) -> Any:
         """The code of each image from its known pixels only (pixels outside ``masks`` must not be read)."""
         raise NotImplementedError
+
+    def calibrate(self, batches: Iterable[Tensor]) -> None:
+        """Fit, after training, what the prior estimates from its training faces rather than learns by gradient
+        descent, from ``batches`` of whole faces (B, 3, R, R) in [-1, 1]; most priors have nothing to fit."""
 
     def render(self, code: Any, coords: Tensor) -> Tensor:
         """Values (B, N, 3) in [-1, 1] of the SIRENs ``code`` describes at ``coords`` (B, N, 2)."""

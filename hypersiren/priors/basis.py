@@ -1,47 +1,57 @@
-"""A set-transformer hypernetwork over a learned SIREN basis, fitted to the context in closed form.
+"""A set-transformer hypernetwork over a learned SIREN basis, fitted to the context in closed form under a
+Gaussian prior learned from the training faces.
 
 Every face is the SIREN ``f(x) = sin(w0 g(x)) W + b``: a shared, trained SIREN ``g`` whose last layer is one more
-sine layer (the *basis*, d features), and a linear output layer (W, b) of the face's own (d x 3 and 3 numbers).
-Given a context (the known pixels of a face):
+sine layer (the *basis*, d features), and a linear output layer (W, b) of the face's own ((d + 1) x 3 numbers,
+written as one matrix on the features [basis, 1]). Given a context (the known pixels of a face):
 
 1. a set transformer (``hypersiren.nn.set_transformer``) reads the known (coordinate, colour) pairs and a
-   hypernetwork head turns its latent into the face's prior output layer (W0, b): the prior mean of W;
-2. the known pixels then fit W in closed form (``hypersiren.nn.ridge``): the posterior mean of W under the prior
-   N(W0, s^2 I) with noise lambda s^2 (Bayesian linear regression), lambda = exp(a + c log(n / 100)) for n
-   known pixels, a and c trained.
+   hypernetwork head predicts a correction to the training faces' mean output layer: the prior mean M of (W, b);
+2. the known pixels then fit (W, b) in closed form (``hypersiren.nn.ridge``): the posterior mean under the prior
+   N(M, S) per colour channel, S the covariance of the training faces' output layers, with observation noise
+   lambda = exp(a + c log(n / 100)) for n known pixels, a and c trained.
 
-With few known pixels the face is mostly the hypernetwork's prediction; with many it fits them (to the basis's
-resolution). Training minimises the mean over faces of log(MSE) of the prediction at the target pixels, i.e.
-maximises their mean PSNR, the protocol's metric. The code of a face is its output layer, (W, b) flattened:
-a vector of (d + 1) x 3 numbers, and the renders are linear in it, so the latent density's sampled completions
+M's base and S are running statistics (like batch normalisation's): each training step fits every face of the
+batch on the current basis from all of its pixels and moves the running mean and covariance of those fits
+towards the batch's (``--code-momentum``). S is what carries the faces' structure into the fit (which pixels
+vary together, as eigenfaces do): with it, a few known pixels move the whole face the way training faces move,
+where an isotropic prior would only move their neighbourhood.
+
+Training minimises the mean over faces of log(MSE) of the prediction at the target pixels, i.e. maximises
+their mean PSNR, the protocol's metric. The code of a face is its output layer, (W, b) flattened: a vector of
+(d + 1) x 3 numbers, and the renders are linear in it, so the latent density's sampled completions
 (``hypersiren.generate``) are exact posterior draws and interpolation blends the two faces' pictures.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from hypersiren.config import option, override, positive_float, positive_int
+from hypersiren.config import option, override, positive_float, positive_int, unit_fraction
 from hypersiren.data.grid import grid
 from hypersiren.nn.ridge import ridge_fit
 from hypersiren.nn.set_transformer import SetTransformer
 from hypersiren.nn.siren import Siren
 from hypersiren.priors.base import PRIORS, FunctionPrior, PriorConfig
+from hypersiren.priors.density import ledoit_wolf
 from hypersiren.priors.inner_loop import padded_context
+from hypersiren.runtime import distributed
 
-CACHED_BASIS_BYTES = 64 << 20  # largest basis-on-a-grid kept between calls (512 features at 128 x 128: 32 MiB)
-CACHED_GRIDS = 2  # grids kept: the context's resolution and one rendering resolution
+CACHED_BASIS_BYTES = 96 << 20  # largest grid terms kept between calls (the features at 128 x 128: 32 MiB)
+CACHED_GRIDS = 2  # grids kept per kind: the context's resolution and one rendering resolution
 RIDGE_STEP = 30.0  # lambda's two parameters are stored divided by this, so Adam moves them 30x faster
 LOG_MSE_FLOOR = 1e-5  # added to each face's MSE (network units) before the log: ~56 dB
+FIT_JITTER = 1e-6  # regularisation of the whole-image fits the running statistics track, relative to the Gram's scale
 
 
 @PRIORS.register
 class BasisPrior(FunctionPrior):
     """Set transformer + hypernetwork predicting the output layer of a shared SIREN basis, then fitted to the
-    context in closed form (see the module docstring)."""
+    context in closed form under a learned Gaussian prior (see the module docstring)."""
 
     method = "basis"
 
@@ -56,20 +66,30 @@ class BasisPrior(FunctionPrior):
         encoder_dim: int = option(128, "token width of the set transformer", check=positive_int)
         queries: int = option(16, "learned query tokens of the set transformer", check=positive_int)
         encoder_layers: int = option(2, "self-attention blocks of the set transformer", check=positive_int)
-        ridge: float = option(1.0, "initial lambda of the closed-form fit (at 100 known pixels)",
+        ridge: float = option(0.01, "initial observation noise lambda of the closed-form fit (at 100 known pixels)",
                               check=positive_float)
+        code_momentum: float = option(0.02, "weight of each training batch in the running mean and covariance of "
+                                            "the faces' output layers, the closed-form fit's prior",
+                                      check=unit_fraction)
+        shrinkage: float = option(0.01, "added to the prior covariance's diagonal, as a fraction of its mean "
+                                        "variance", check=positive_float)
 
     def __init__(self, config: Config | None = None, **options):
         super().__init__(config, **options)
         c = self.config
         self.siren = Siren(2, c.basis_features, c.hidden_features, c.hidden_layers, c.first_omega, c.hidden_omega)
         self.encoder = SetTransformer(c.encoder_latent, c.encoder_dim, c.queries, c.encoder_layers)
-        self.output = nn.Linear(c.basis_features, 3)
         self.head = nn.Sequential(nn.Linear(c.encoder_latent, 256), nn.GELU(), nn.Linear(256, (c.basis_features + 1) * 3))
-        nn.init.zeros_(self.head[-1].weight)  # every face starts at the shared output layer
+        nn.init.zeros_(self.head[-1].weight)  # every face starts at the running mean
         nn.init.zeros_(self.head[-1].bias)
         self.ridge_parameters = nn.Parameter(torch.tensor([math.log(c.ridge), 0.0]) / RIDGE_STEP)
-        self._grid_bases: dict[tuple, tuple[tuple, Tensor]] = {}  # (R, device, dtype) -> (weights' identity, basis)
+        self.register_buffer("code_mean", torch.zeros(c.basis_features + 1, 3))  # running statistics (training)
+        self.register_buffer("code_covariance", torch.eye(c.basis_features + 1))
+        self.register_buffer("calibrated_mean", torch.zeros(c.basis_features + 1, 3))  # exact ones (``calibrate``)
+        self.register_buffer("calibrated_covariance", torch.eye(c.basis_features + 1))
+        self.register_buffer("calibrated_faces", torch.zeros((), dtype=torch.long))
+        self._grids: dict[tuple, tuple[tuple, tuple[Tensor, ...]]] = {}  # (kind, R, device, dtype) -> (state, values)
+        self._losses = 0  # training_loss calls: an optimiser step follows them (a fused one leaves _version alone)
 
     @property
     def latent_dim(self) -> int:
@@ -79,24 +99,58 @@ class BasisPrior(FunctionPrior):
         """The basis at coords (..., 2): (..., d) values in [-1, 1]."""
         return torch.sin(self.config.hidden_omega * self.siren(coords))
 
-    def grid_basis(self, resolution: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """The basis on the R x R pixel grid, (R*R, d). Every face shares it, so outside training (no gradient
-        wanted) it is kept until the weights change, up to CACHED_BASIS_BYTES: rendering a face at a resolution seen
-        before is one matrix product."""
+    def features(self, coords: Tensor) -> Tensor:
+        """[basis, 1] at coords (..., 2): (..., d + 1), what a face's output layer multiplies."""
+        basis = self.basis(coords)
+        return torch.cat([basis, basis.new_ones(*basis.shape[:-1], 1)], dim=-1)
+
+    def code_statistics(self) -> tuple[Tensor, Tensor]:
+        """The prior's mean (d + 1, 3) and covariance (d + 1, d + 1) of a face's output layer: the running statistics
+        while training, the calibrated ones (``calibrate``, at the end of training) outside it when there are."""
+        if not self.training and self.calibrated_faces > 0:
+            return self.calibrated_mean, self.calibrated_covariance
+        return self.code_mean, self.code_covariance
+
+    def prior_factor(self) -> Tensor:
+        """Cholesky factor L (d + 1, d + 1) of the prior covariance (shrunk) of a face's output layer."""
+        covariance = self.code_statistics()[1]
+        ridge = self.config.shrinkage * covariance.diagonal().mean()
+        eye = torch.eye(len(covariance), dtype=covariance.dtype, device=covariance.device)
+        return torch.linalg.cholesky(covariance + ridge * eye)
+
+    def _cached(self, kind: str, resolution: int, device: torch.device, dtype: torch.dtype,
+                build) -> tuple[Tensor, ...]:
+        """``build(coords)`` on the R x R grid. Every face shares it, so outside training (no gradient wanted) it is
+        kept until the weights or statistics change, up to CACHED_BASIS_BYTES: completing or rendering a face at a
+        resolution seen before costs no basis evaluation."""
         coords = grid(resolution, resolution, device=device).to(dtype)
         if torch.is_grad_enabled() and any(p.requires_grad for p in self.siren.parameters()):
-            return self.basis(coords)
-        key, weights = (resolution, device, dtype), tuple((p.data_ptr(), p._version) for p in self.siren.parameters())
-        cached = self._grid_bases.get(key)
-        if cached is not None and cached[0] == weights:
+            return build(coords)
+        key = (kind, resolution, device, dtype)
+        tensors = (*self.siren.parameters(), *self._buffers.values())
+        state = (self.training, self._losses, *((t.data_ptr(), t._version) for t in tensors))
+        cached = self._grids.get(key)
+        if cached is not None and cached[0] == state:
             return cached[1]
-        basis = self.basis(coords)
-        if basis.numel() * basis.element_size() <= CACHED_BASIS_BYTES:
-            self._grid_bases.pop(key, None)
-            self._grid_bases[key] = (weights, basis)
-            while len(self._grid_bases) > CACHED_GRIDS:
-                self._grid_bases.pop(next(iter(self._grid_bases)))
-        return basis
+        values = build(coords)
+        if sum(v.numel() * v.element_size() for v in values) <= CACHED_BASIS_BYTES:
+            self._grids.pop(key, None)
+            self._grids[key] = (state, values)
+            while sum(k[0] == kind for k in self._grids) > CACHED_GRIDS:
+                self._grids.pop(next(k for k in self._grids if k[0] == kind))
+        return values
+
+    def grid_features(self, resolution: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """[basis, 1] on the R x R pixel grid, (R*R, d + 1): a view of its transpose, which is kept between calls
+        (``_cached``) and stored contiguously for ``_shared_matmul``."""
+        return self._cached("features", resolution, device, dtype,
+                            lambda coords: (self.features(coords).T.contiguous(),))[0].T
+
+    def _prior_terms(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """What ``_posterior`` needs of features F (P, d + 1): F^T and L^T stored contiguously (L the prior's
+        factor), and F L (P, d + 1), the features in which the prior is isotropic."""
+        factor = self.prior_factor().to(features.dtype)
+        return features.T.contiguous(), factor.T.contiguous(), features @ factor
 
     def ridge_lambda(self, counts: Tensor) -> Tensor:
         """lambda (B,) of the closed-form fit for contexts of ``counts`` (B,) known pixels."""
@@ -105,35 +159,105 @@ class BasisPrior(FunctionPrior):
 
     def infer(self, images: Tensor, masks: Tensor) -> Tensor:
         """Codes (B, (d + 1) * 3) of images (B, 3, R, R) from their known pixels ``masks`` (B, R, R)."""
-        batch, resolution = len(images), images.shape[-1]
+        terms = self._cached("prior", images.shape[-1], images.device, images.dtype,
+                             lambda coords: self._prior_terms(self.features(coords)))
+        return self._posterior(images, masks, *terms)
+
+    def _posterior(self, images: Tensor, masks: Tensor, features_t: Tensor, factor_t: Tensor,
+                   whitened: Tensor) -> Tensor:
+        """The posterior mean of the output layer given the known pixels: with (W, b) = M + L V and V ~ N(0, I),
+        a ridge fit of V on the whitened features F L."""
+        batch = len(images)
         latent = self.encoder(*padded_context(images, masks))
-        prior = self.head(latent).reshape(batch, -1, 3)
-        weight = self.output.weight.T + prior[:, :-1]
-        bias = self.output.bias + prior[:, -1]
-        basis = self.grid_basis(resolution, images.device, images.dtype)  # (P, d)
+        mean = self.code_statistics()[0] + self.head(latent).reshape(batch, -1, 3)  # (B, d + 1, 3)
         known = masks.reshape(batch, -1)
-        residuals = images.flatten(2).transpose(1, 2) - (basis @ weight + bias[:, None])
-        weight = weight + ridge_fit(basis, known, residuals, self.ridge_lambda(known.sum(dim=1)))
-        return torch.cat([weight, bias[:, None]], dim=1).flatten(1)
+        residuals = images.flatten(2).transpose(1, 2) - _shared_matmul(features_t, mean)
+        fitted = ridge_fit(whitened, known, residuals, self.ridge_lambda(known.sum(dim=1)))
+        return (mean + _shared_matmul(factor_t, fitted)).flatten(1)
+
+    def _whole_image_codes(self, images: Tensor, features: Tensor) -> Tensor:
+        """Output layers (B, d + 1, 3) float64 fitting images (B, 3, R, R) at all their pixels on ``features``
+        (R*R, d + 1), by least squares."""
+        features = features.double()
+        gram = features.T @ features
+        gram.diagonal().add_(FIT_JITTER * gram.diagonal().mean())
+        values = images.flatten(2).transpose(1, 2).double()
+        return torch.cholesky_solve(features.T @ values, torch.linalg.cholesky(gram))
+
+    @torch.no_grad()
+    def track_codes(self, images: Tensor, features: Tensor) -> None:
+        """Move the running mean and covariance of the faces' output layers towards those of ``images`` (B, 3, R, R)
+        fitted on ``features`` (R*R, d + 1). Under torch.distributed the batch statistics are averaged over the
+        ranks, so every rank keeps the same running statistics."""
+        codes, momentum = self._whole_image_codes(images, features), self.config.code_momentum
+        self.code_mean.lerp_(_rank_average(codes.mean(dim=0)).to(self.code_mean.dtype), momentum)
+        centred = (codes - self.code_mean.double()).transpose(1, 2).flatten(0, 1)  # (B * 3, d + 1)
+        second = _rank_average(centred.T @ centred / len(centred))
+        self.code_covariance.lerp_(second.to(self.code_covariance.dtype), momentum)
+
+    @torch.no_grad()
+    def calibrate(self, batches: Iterable[Tensor]) -> None:
+        """Set the prior's mean and covariance used outside training to the statistics of the faces in ``batches``
+        (B, 3, R, R) in [-1, 1] on the trained basis, the covariance shrunk towards a multiple of the identity by
+        Ledoit-Wolf (strongly when the faces are few for d + 1 dimensions, hardly when they are many). The running
+        statistics lag behind the basis, which moves while they average: like "precise" batch-norm statistics, this
+        recomputes them once."""
+        codes = [self._whole_image_codes(images, self.features(grid(images.shape[-1], images.shape[-1],
+                                                                    device=images.device).to(images.dtype))).float()
+                 for images in batches]
+        if not codes:
+            return
+        codes = torch.cat(codes)
+        mean = codes.double().mean(dim=0)
+        centred = (codes - mean.float()).transpose(1, 2).flatten(0, 1)  # (N * 3, d + 1): channels pooled
+        self.calibrated_mean.copy_(mean)
+        self.calibrated_covariance.copy_(ledoit_wolf(centred)[1])
+        self.calibrated_faces.fill_(len(codes))
 
     def render(self, code: Tensor, coords: Tensor) -> Tensor:
         """Values (B, N, 3) of the faces ``code`` (B, (d + 1) * 3) describes at coords (B, N, 2); coords shared by the
         batch (an expanded tensor) are evaluated once."""
-        layer = code.reshape(len(code), -1, 3)
         shared = coords.dim() == 3 and coords.stride(0) == 0
-        basis = self.basis(coords[0] if shared else coords)
-        return basis @ layer[:, :-1] + layer[:, -1:]
+        if shared:
+            return _shared_matmul(self.features(coords[0]).T.contiguous(), code.reshape(len(code), -1, 3))
+        return self.features(coords) @ code.reshape(len(code), -1, 3)
 
     def render_grid(self, code: Tensor, resolution: int, max_points: int) -> Tensor:
-        """Values (B, R*R, 3) on the R x R grid: the shared basis (cached, ``grid_basis``) times each face's output
-        layer, in chunks of grid rows when the basis is too large to keep."""
-        layer = code.reshape(len(code), -1, 3)
-        if resolution * resolution * self.config.basis_features * code.element_size() <= CACHED_BASIS_BYTES:
-            return self.grid_basis(resolution, code.device, code.dtype) @ layer[:, :-1] + layer[:, -1:]
+        """Values (B, R*R, 3) on the R x R grid: the shared features (kept, ``grid_features``) times each face's output
+        layer, in chunks of grid rows when the features are too large to keep."""
+        if resolution * resolution * (self.config.basis_features + 1) * code.element_size() <= CACHED_BASIS_BYTES:
+            features_t = self.grid_features(resolution, code.device, code.dtype).T
+            return _shared_matmul(features_t, code.reshape(len(code), -1, 3))
         return super().render_grid(code, resolution, max_points)
 
     def training_loss(self, images: Tensor, masks: Tensor, target_coords: Tensor,
                       target_values: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        errors = (self.render(self.infer(images, masks), target_coords) - target_values).pow(2).flatten(1).mean(dim=1)
+        self._losses += 1
+        features = self.features(grid(images.shape[-1], images.shape[-1], device=images.device).to(images.dtype))
+        if self.training:
+            self.track_codes(images, features.detach())
+        codes = self._posterior(images, masks, *self._prior_terms(features))
+        errors = (self.render(codes, target_coords) - target_values).pow(2).flatten(1).mean(dim=1)
         loss = torch.log(errors + LOG_MSE_FLOOR).mean()
-        return loss, {"mse": errors.mean().detach(), "lambda_100": self.ridge_lambda(images.new_tensor([100.0]))[0].detach()}
+        lambda_100 = self.ridge_lambda(images.new_tensor([100.0]))[0].detach()
+        return loss, {"mse": errors.mean().detach(), "lambda_100": lambda_100}
+
+
+def _shared_matmul(matrix_t: Tensor, batch: Tensor) -> Tensor:
+    """A matrix (P, k), given as its transpose ``matrix_t`` (k, P) stored contiguously, times each of ``batch``
+    (B, k, C): (B, P, C), as one matrix product. With few columns C this layout is ~5x faster on a CPU than the
+    matrix times a (k, C) one, or a broadcast batched product (which reads the matrix once per sample)."""
+    count, inner, columns = batch.shape
+    product = batch.transpose(1, 2).reshape(count * columns, inner) @ matrix_t
+    return product.reshape(count, columns, -1).transpose(1, 2)
+
+
+def _rank_average(tensor: Tensor) -> Tensor:
+    """The mean of ``tensor`` over the ranks of an initialised torch.distributed group (itself without one)."""
+    _, world = distributed()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor)
+        tensor /= world
+    return tensor

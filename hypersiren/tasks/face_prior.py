@@ -100,6 +100,8 @@ class FacePrior(Task):
         self.picture_masks = {s: evaluation_masks(s, len(self.pictures), resolution, generator).to(device)
                               for s in feasible_settings(PICTURE_SETTINGS, resolution)}
         self.density = None  # the latent density final_state fits, for final_summaries
+        self.calibrated_weights = None  # the weights' state ``calibrate`` last fitted the prior for
+        self.losses = 0  # training losses computed: each is followed by an optimiser step
 
     def model_meta(self) -> dict[str, Any]:
         return {"method": self.model.method, **self.model.config.to_dict()}
@@ -116,13 +118,13 @@ class FacePrior(Task):
                                                         c.prior.hidden_layers)}
 
     def final_state(self) -> dict[str, Any]:
-        """A prior with vector latents stores the density of its training faces' latents, so that
-        ``hypersiren sample`` needs only the checkpoint (``hypersiren.generate``)."""
-        if self.model.latent_dim is None:
-            return {}
+        """The prior calibrated (``evaluating``), and for a prior with vector latents the density of its training
+        faces' latents, so that ``hypersiren sample`` needs only the checkpoint (``hypersiren.generate``)."""
         from hypersiren.generate import fit_latent_density
 
         with self.evaluating():
+            if self.model.latent_dim is None:
+                return {}
             self.density = fit_latent_density(self.model, self.faces.faces, self.config.batch_size)
         return {"latent_density": self.density.state()}
 
@@ -142,6 +144,7 @@ class FacePrior(Task):
         return faces, masks, coords, values
 
     def loss(self, model, batch):
+        self.losses += 1
         return model(*batch)
 
     def complete(self, images_unit: Tensor, masks: Tensor) -> Tensor:
@@ -149,14 +152,27 @@ class FacePrior(Task):
 
     @contextlib.contextmanager
     def evaluating(self):
-        """Eval mode, and torch's RNG restored afterwards: evaluating never changes training (resume equivalence)."""
+        """Eval mode, the prior calibrated on the training faces for its current weights (``calibrate``), and torch's
+        RNG restored afterwards: evaluating never changes training (resume equivalence)."""
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.random.fork_rng(devices=[]):
+                self.calibrate()
                 yield
         finally:
             self.model.train(was_training)
+
+    def calibrate(self) -> None:
+        """Fit what the prior estimates from its training faces (``FunctionPrior.calibrate``, on at most
+        ``generate.DENSITY_FACES`` of them), once per state of its weights."""
+        from hypersiren.generate import face_batches, training_subset
+
+        # a fused Adam step leaves the tensors' _version alone (hence the loss count); loading weights does not
+        weights = (self.losses, *((p.data_ptr(), p._version) for p in self.model.parameters()))
+        if weights != self.calibrated_weights:
+            self.model.calibrate(face_batches(self.model, training_subset(self.faces.faces), self.config.batch_size))
+            self.calibrated_weights = weights
 
     def metrics(self) -> dict[str, float]:
         from hypersiren.evaluation import evaluate_completion
