@@ -93,6 +93,9 @@ def _in_process(function, *args) -> dict:
     parent, child = multiprocessing.get_context("fork").Pipe(duplex=False)
 
     def target():
+        # torch re-creates its thread pool lazily after a fork, racily when several threads (the cache builder's
+        # decoders) reach it first: re-create it here, before any of them start
+        torch.set_num_threads(torch.get_num_threads())
         _reset_peak()
         try:
             child.send(("ok", function(*args)))
