@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from hypersiren.errors import InputError
 
@@ -120,6 +121,18 @@ def distributed() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def rank_average(tensor: Tensor) -> Tensor:
+    """``tensor`` replaced in place by its mean over the ranks of an initialised torch.distributed group (left as it
+    is without one); returned."""
+    _, world = distributed()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor)
+        tensor /= world
+    return tensor
 
 
 def all_agree(flag: bool, world: int) -> bool:

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from hypersiren.data.grid import grid
+from hypersiren.engine import make_optimizer
 from hypersiren.nn.ridge import ridge_fit
 from hypersiren.nn.set_transformer import SetTransformer
 from hypersiren.priors import PRIORS
@@ -98,7 +99,7 @@ def test_rendering_a_grid_matches_rendering_its_coordinates_and_the_cached_basis
         for resolution in (11, 12):  # only the latest grids are kept
             prior.grid_features(resolution, code.device, code.dtype)
         assert sum(kind == "features" for kind, *_ in prior._grids) == 2
-    optimizer = torch.optim.Adam(prior.parameters(), lr=0.1, fused=True)  # fused: the tensors' _version stays
+    optimizer = make_optimizer(prior.parameters(), lr=0.1)  # the engine's fused Adam: it must mark its steps
     loss, _ = prior.training_loss(images, masks, grid(8, 8).expand(2, -1, -1), images.flatten(2).transpose(1, 2))
     loss.backward()
     optimizer.step()  # the weights change in place: the cached basis must not be reused
@@ -147,7 +148,7 @@ def test_calibration_is_the_shrunk_exact_statistics_and_used_outside_training():
     assert prior.calibrated_faces == 6
     prior.track_codes(images, features)  # momentum 1: the statistics of the same faces in one batch
     torch.testing.assert_close(prior.calibrated_mean, prior.code_mean.float().double(), rtol=1e-5, atol=1e-6)
-    codes = prior._whole_image_codes(images, features)
+    codes = prior._whole_image_codes(images, prior._least_squares(features))
     centred = (codes - codes.mean(dim=0)).transpose(1, 2).flatten(0, 1)
     shrunk, shrinkage = ledoit_wolf(centred)[1:]
     assert 0 < shrinkage < 1  # 6 faces for 25 dimensions: shrunk, not replaced

@@ -39,7 +39,7 @@ from hypersiren.nn.siren import Siren
 from hypersiren.priors.base import PRIORS, FunctionPrior, PriorConfig
 from hypersiren.priors.density import ledoit_wolf
 from hypersiren.priors.inner_loop import padded_context
-from hypersiren.runtime import distributed
+from hypersiren.runtime import rank_average
 
 CACHED_BASIS_BYTES = 96 << 20  # largest grid terms kept between calls (the features at 128 x 128: 32 MiB)
 CACHED_GRIDS = 2  # grids kept per kind: the context's resolution and one rendering resolution
@@ -89,7 +89,6 @@ class BasisPrior(FunctionPrior):
         self.register_buffer("calibrated_covariance", torch.eye(c.basis_features + 1))
         self.register_buffer("calibrated_faces", torch.zeros((), dtype=torch.long))
         self._grids: dict[tuple, tuple[tuple, tuple[Tensor, ...]]] = {}  # (kind, R, device, dtype) -> (state, values)
-        self._losses = 0  # training_loss calls: an optimiser step follows them (a fused one leaves _version alone)
 
     @property
     def latent_dim(self) -> int:
@@ -128,7 +127,7 @@ class BasisPrior(FunctionPrior):
             return build(coords)
         key = (kind, resolution, device, dtype)
         tensors = (*self.siren.parameters(), *self._buffers.values())
-        state = (self.training, self._losses, *((t.data_ptr(), t._version) for t in tensors))
+        state = (self.training, *((t.data_ptr(), t._version) for t in tensors))
         cached = self._grids.get(key)
         if cached is not None and cached[0] == state:
             return cached[1]
@@ -175,36 +174,46 @@ class BasisPrior(FunctionPrior):
         fitted = ridge_fit(whitened, known, residuals, self.ridge_lambda(known.sum(dim=1)))
         return (mean + _shared_matmul(factor_t, fitted)).flatten(1)
 
-    def _whole_image_codes(self, images: Tensor, features: Tensor) -> Tensor:
-        """Output layers (B, d + 1, 3) float64 fitting images (B, 3, R, R) at all their pixels on ``features``
-        (R*R, d + 1), by least squares."""
-        features = features.double()
-        gram = features.T @ features
+    @staticmethod
+    def _least_squares(features: Tensor) -> tuple[Tensor, Tensor]:
+        """F^T (d + 1, P) and the Cholesky factor of F^T F (+ FIT_JITTER), float64, for features F (P, d + 1): what
+        ``_whole_image_codes`` fits with."""
+        features_t = features.double().T
+        gram = features_t @ features_t.T
         gram.diagonal().add_(FIT_JITTER * gram.diagonal().mean())
-        values = images.flatten(2).transpose(1, 2).double()
-        return torch.cholesky_solve(features.T @ values, torch.linalg.cholesky(gram))
+        return features_t, torch.linalg.cholesky(gram)
+
+    @staticmethod
+    def _whole_image_codes(images: Tensor, least_squares: tuple[Tensor, Tensor]) -> Tensor:
+        """Output layers (B, d + 1, 3) float64 fitting images (B, 3, R, R) at all their pixels by least squares
+        (``least_squares``: ``_least_squares`` of the features on their grid)."""
+        features_t, factor = least_squares
+        return torch.cholesky_solve(features_t @ images.flatten(2).transpose(1, 2).double(), factor)
 
     @torch.no_grad()
     def track_codes(self, images: Tensor, features: Tensor) -> None:
         """Move the running mean and covariance of the faces' output layers towards those of ``images`` (B, 3, R, R)
         fitted on ``features`` (R*R, d + 1). Under torch.distributed the batch statistics are averaged over the
         ranks, so every rank keeps the same running statistics."""
-        codes, momentum = self._whole_image_codes(images, features), self.config.code_momentum
-        self.code_mean.lerp_(_rank_average(codes.mean(dim=0)).to(self.code_mean.dtype), momentum)
+        codes = self._whole_image_codes(images, self._least_squares(features))
+        momentum = self.config.code_momentum
+        self.code_mean.lerp_(rank_average(codes.mean(dim=0)).to(self.code_mean.dtype), momentum)
         centred = (codes - self.code_mean.double()).transpose(1, 2).flatten(0, 1)  # (B * 3, d + 1)
-        second = _rank_average(centred.T @ centred / len(centred))
+        second = rank_average(centred.T @ centred / len(centred))
         self.code_covariance.lerp_(second.to(self.code_covariance.dtype), momentum)
 
     @torch.no_grad()
     def calibrate(self, batches: Iterable[Tensor]) -> None:
         """Set the prior's mean and covariance used outside training to the statistics of the faces in ``batches``
-        (B, 3, R, R) in [-1, 1] on the trained basis, the covariance shrunk towards a multiple of the identity by
-        Ledoit-Wolf (strongly when the faces are few for d + 1 dimensions, hardly when they are many). The running
-        statistics lag behind the basis, which moves while they average: like "precise" batch-norm statistics, this
-        recomputes them once."""
-        codes = [self._whole_image_codes(images, self.features(grid(images.shape[-1], images.shape[-1],
-                                                                    device=images.device).to(images.dtype))).float()
-                 for images in batches]
+        (B, 3, R, R) in [-1, 1], all of one resolution, on the trained basis, the covariance shrunk towards a
+        multiple of the identity by Ledoit-Wolf (strongly when the faces are few for d + 1 dimensions, hardly when
+        they are many). The running statistics lag behind the basis, which moves while they average: like "precise"
+        batch-norm statistics, this recomputes them once."""
+        codes, least_squares = [], None
+        for images in batches:
+            if least_squares is None:  # the basis on the faces' grid and its Gram's factor: once for all batches
+                least_squares = self._least_squares(self.grid_features(images.shape[-1], images.device, images.dtype))
+            codes.append(self._whole_image_codes(images, least_squares).float())
         if not codes:
             return
         codes = torch.cat(codes)
@@ -232,7 +241,6 @@ class BasisPrior(FunctionPrior):
 
     def training_loss(self, images: Tensor, masks: Tensor, target_coords: Tensor,
                       target_values: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        self._losses += 1
         features = self.features(grid(images.shape[-1], images.shape[-1], device=images.device).to(images.dtype))
         if self.training:
             self.track_codes(images, features.detach())
@@ -251,13 +259,3 @@ def _shared_matmul(matrix_t: Tensor, batch: Tensor) -> Tensor:
     product = batch.transpose(1, 2).reshape(count * columns, inner) @ matrix_t
     return product.reshape(count, columns, -1).transpose(1, 2)
 
-
-def _rank_average(tensor: Tensor) -> Tensor:
-    """The mean of ``tensor`` over the ranks of an initialised torch.distributed group (itself without one)."""
-    _, world = distributed()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.all_reduce(tensor)
-        tensor /= world
-    return tensor

@@ -101,7 +101,6 @@ class FacePrior(Task):
                               for s in feasible_settings(PICTURE_SETTINGS, resolution)}
         self.density = None  # the latent density final_state fits, for final_summaries
         self.calibrated_weights = None  # the weights' state ``calibrate`` last fitted the prior for
-        self.losses = 0  # training losses computed: each is followed by an optimiser step
 
     def model_meta(self) -> dict[str, Any]:
         return {"method": self.model.method, **self.model.config.to_dict()}
@@ -144,7 +143,6 @@ class FacePrior(Task):
         return faces, masks, coords, values
 
     def loss(self, model, batch):
-        self.losses += 1
         return model(*batch)
 
     def complete(self, images_unit: Tensor, masks: Tensor) -> Tensor:
@@ -168,8 +166,7 @@ class FacePrior(Task):
         ``generate.DENSITY_FACES`` of them), once per state of its weights."""
         from hypersiren.generate import face_batches, training_subset
 
-        # a fused Adam step leaves the tensors' _version alone (hence the loss count); loading weights does not
-        weights = (self.losses, *((p.data_ptr(), p._version) for p in self.model.parameters()))
+        weights = tuple((p.data_ptr(), p._version) for p in self.model.parameters())  # see engine.make_optimizer
         if weights != self.calibrated_weights:
             self.model.calibrate(face_batches(self.model, training_subset(self.faces.faces), self.config.batch_size))
             self.calibrated_weights = weights
