@@ -147,3 +147,26 @@ def test_the_mean_face_baseline_is_the_psnr_of_the_training_mean():
     held_out = torch.stack([torch.full((3, 4, 4), 0.6), torch.full((3, 4, 4), 0.5 + 0.01)])  # MSE 0.01 and 1e-4
     assert mean_face_psnr(train, held_out) == pytest.approx((20 + 40) / 2)
     assert mean_face_psnr((train * 255).round().to(torch.uint8), held_out) == pytest.approx(30, abs=0.01)
+
+
+@pytest.mark.parametrize("preset, method", [([], "hypernet"), (["--fast"], "hypernet"), (["--basis"], "basis")])
+def test_celeba_prior_script_trains_its_presets(tmp_path, capsys, face_folder, preset, method):
+    import runpy
+    from pathlib import Path
+
+    from hypersiren.tasks.face_prior import BASIS, FAST, PAPER
+
+    script = Path(__file__).resolve().parents[1] / "train" / "celeba_prior.py"
+    main = runpy.run_path(str(script), run_name="celeba_prior")["main"]
+    tiny = TINY_PRIOR if method == "basis" else TINY_HYPERNET[2:]  # the preset picks the method
+    out = tmp_path / "run"
+    args = [*preset, *tiny, "--data", str(face_folder), "--val-fraction", "0.25", "--steps", "2", "--workers", "0",
+            "--out", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    state, meta = load_checkpoint(out / "checkpoint.safetensors")
+    expected = {(): PAPER, ("--fast",): FAST, ("--basis",): BASIS}[tuple(preset)]
+    assert meta["model"]["method"] == method and state["step"] == 2
+    assert meta["config"]["flip"] == expected.flip and meta["config"]["engine"]["lr"] == expected.engine.lr
+    assert meta["config"]["target_pixels"] == expected.target_pixels
+    assert main(["--fast", "--basis", "--data", str(face_folder), "--out", str(tmp_path / "both")]) == 2
+    assert "--fast and --basis" in capsys.readouterr().err

@@ -29,7 +29,8 @@ def _rows(selected: Tensor, count: int) -> tuple[Tensor, Tensor]:
 
 def _gather(features: Tensor, index: Tensor, valid: Tensor) -> Tensor:
     """Rows ``index`` (B, K) of shared ``features`` (P, d), zero where not ``valid``: (B, K, d)."""
-    return features[index] * valid[..., None].to(features.dtype)
+    rows = features.index_select(0, index.flatten()).reshape(*index.shape, features.shape[-1])
+    return rows.masked_fill_(~valid[..., None], 0.0)  # in place: no second (B, K, d) allocation
 
 
 def _solve(matrix: Tensor, right: Tensor, lam: Tensor) -> Tensor:
@@ -52,7 +53,8 @@ def ridge_fit(features: Tensor, masks: Tensor, residuals: Tensor, lam: Tensor) -
         index, valid = _rows(masks[chosen], max(int(counts[chosen].max()), 1))
         known = _gather(features, index, valid)
         right = residuals[chosen].gather(1, index[..., None].expand(-1, -1, residuals.shape[-1]))
-        out = out.index_put((chosen,), known.transpose(1, 2) @ _solve(known @ known.transpose(1, 2), right, lam[chosen]))
+        solved = _solve(known @ known.transpose(1, 2), right, lam[chosen])  # (n, C); H_k^T times it, as its transpose:
+        out = out.index_put((chosen,), (solved.transpose(1, 2) @ known).transpose(1, 2))  # a few columns, read fast
     for mostly_known in (False, True):
         chosen = (~dual & ((2 * counts > points) == mostly_known)).nonzero().flatten()
         if not len(chosen):

@@ -1,21 +1,26 @@
-"""A set-transformer hypernetwork over a learned SIREN basis, fitted to the context in closed form under a
-Gaussian prior learned from the training faces.
+"""A hypernetwork over a learned SIREN basis: a set transformer reads the context and a closed-form Bayesian fit
+under a Gaussian prior learned from the training faces turns it into the SIREN's output layer.
 
 Every face is the SIREN ``f(x) = sin(w0 g(x)) W + b``: a shared, trained SIREN ``g`` whose last layer is one more
 sine layer (the *basis*, d features), and a linear output layer (W, b) of the face's own ((d + 1) x 3 numbers,
 written as one matrix on the features [basis, 1]). Given a context (the known pixels of a face):
 
-1. a set transformer (``hypersiren.nn.set_transformer``) reads the known (coordinate, colour) pairs and a
-   hypernetwork head predicts a correction to the training faces' mean output layer: the prior mean M of (W, b);
-2. the known pixels then fit (W, b) in closed form (``hypersiren.nn.ridge``): the posterior mean under the prior
-   N(M, S) per colour channel, S the covariance of the training faces' output layers, with observation noise
-   lambda = exp(a + c log(n / 100)) for n known pixels, a and c trained.
+1. a set transformer (``hypersiren.nn.set_transformer``) reads the known (coordinate, colour) pairs and a head
+   judges how far to trust them: a factor e^t of the fit's observation noise. The count of known pixels alone
+   cannot tell a region to extrapolate from (half a face known: lean on the prior) from as many pixels scattered
+   over the face (follow them); the encoder, which sees where the pixels are and what they show, can;
+2. the known pixels then fit (W, b) in closed form (``hypersiren.nn.ridge``, a differentiable solver layer as in
+   R2-D2, Bertinetto et al. 2019): the posterior mean under the prior N(M, S) per colour channel, M and S the mean
+   and covariance of the training faces' output layers, with observation noise lambda = exp(a + c log(n / 100) + t)
+   for n known pixels, a and c trained.
 
-M's base and S are running statistics (like batch normalisation's): each training step fits every face of the
-batch on the current basis from all of its pixels and moves the running mean and covariance of those fits
-towards the batch's (``--code-momentum``). S is what carries the faces' structure into the fit (which pixels
-vary together, as eigenfaces do): with it, a few known pixels move the whole face the way training faces move,
-where an isotropic prior would only move their neighbourhood.
+M and S are running statistics (like batch normalisation's): each training step fits every face of the batch on
+the current basis from all of its pixels and moves the running mean and covariance of those fits towards the
+batch's (``--code-momentum``); ``calibrate`` replaces them by exact ones on the final basis. S is what carries the
+faces' structure into the fit (which pixels vary together, as eigenfaces do): with it, a few known pixels move the
+whole face the way training faces move, where an isotropic prior would only move their neighbourhood. (A second
+head predicting a correction to M learned nothing, and silenced its own noise by flattening the encoder's latent,
+so that the encoder could not judge the context either; the design has no such head.)
 
 Training minimises the mean over faces of log(MSE) of the prediction at the target pixels, i.e. maximises
 their mean PSNR, the protocol's metric. The code of a face is its output layer, (W, b) flattened: a vector of
@@ -24,6 +29,7 @@ their mean PSNR, the protocol's metric. The code of a face is its output layer, 
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,10 +54,20 @@ LOG_MSE_FLOOR = 1e-5  # added to each face's MSE (network units) before the log:
 FIT_JITTER = 1e-6  # regularisation of the whole-image fits the running statistics track, relative to the Gram's scale
 
 
+def _autocast_off(method):
+    """``method(self, images, ...)`` computed in float32 whatever autocast (``--amp``) is on: the closed-form fit
+    factors Gram matrices (Cholesky), which bfloat16 products make indefinite, and the networks are small."""
+    @functools.wraps(method)
+    def in_float32(self, images: Tensor, *args):
+        with torch.autocast(images.device.type, enabled=False):
+            return method(self, images, *args)
+    return in_float32
+
+
 @PRIORS.register
 class BasisPrior(FunctionPrior):
-    """Set transformer + hypernetwork predicting the output layer of a shared SIREN basis, then fitted to the
-    context in closed form under a learned Gaussian prior (see the module docstring)."""
+    """A set transformer judging the context, and the output layer of a shared SIREN basis fitted to it in closed
+    form under a Gaussian prior learned from the training faces (see the module docstring)."""
 
     method = "basis"
 
@@ -61,11 +77,11 @@ class BasisPrior(FunctionPrior):
         hidden_layers: int = override(PriorConfig, "hidden_layers", 2)
         basis_features: int = option(512, "width d of the SIREN's last sine layer, which each face's output "
                                           "layer combines", check=positive_int)
-        encoder_latent: int = option(256, "size of the set transformer's latent, which the hypernetwork head reads",
+        encoder_latent: int = option(128, "size of the set transformer's latent, which the head reads",
                                     check=positive_int)
         encoder_dim: int = option(128, "token width of the set transformer", check=positive_int)
-        queries: int = option(16, "learned query tokens of the set transformer", check=positive_int)
-        encoder_layers: int = option(2, "self-attention blocks of the set transformer", check=positive_int)
+        queries: int = option(8, "learned query tokens of the set transformer", check=positive_int)
+        encoder_layers: int = option(1, "self-attention blocks of the set transformer", check=positive_int)
         ridge: float = option(0.01, "initial observation noise lambda of the closed-form fit (at 100 known pixels)",
                               check=positive_float)
         code_momentum: float = option(0.02, "weight of each training batch in the running mean and covariance of "
@@ -79,8 +95,8 @@ class BasisPrior(FunctionPrior):
         c = self.config
         self.siren = Siren(2, c.basis_features, c.hidden_features, c.hidden_layers, c.first_omega, c.hidden_omega)
         self.encoder = SetTransformer(c.encoder_latent, c.encoder_dim, c.queries, c.encoder_layers)
-        self.head = nn.Sequential(nn.Linear(c.encoder_latent, 256), nn.GELU(), nn.Linear(256, (c.basis_features + 1) * 3))
-        nn.init.zeros_(self.head[-1].weight)  # every face starts at the running mean
+        self.head = nn.Sequential(nn.Linear(c.encoder_latent, 64), nn.GELU(), nn.Linear(64, 1))  # t / RIDGE_STEP
+        nn.init.zeros_(self.head[-1].weight)  # every context starts at the noise its count gives
         nn.init.zeros_(self.head[-1].bias)
         self.ridge_parameters = nn.Parameter(torch.tensor([math.log(c.ridge), 0.0]) / RIDGE_STEP)
         self.register_buffer("code_mean", torch.zeros(c.basis_features + 1, 3))  # running statistics (training)
@@ -146,33 +162,33 @@ class BasisPrior(FunctionPrior):
                             lambda coords: (self.features(coords).T.contiguous(),))[0].T
 
     def _prior_terms(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """What ``_posterior`` needs of features F (P, d + 1): F^T and L^T stored contiguously (L the prior's
-        factor), and F L (P, d + 1), the features in which the prior is isotropic."""
+        """What ``_posterior`` needs of features F (P, d + 1): F M (P, 3), the prior's mean face, L^T stored
+        contiguously (L the prior's factor), and F L (P, d + 1), the features in which the prior is isotropic."""
         factor = self.prior_factor().to(features.dtype)
-        return features.T.contiguous(), factor.T.contiguous(), features @ factor
+        return features @ self.code_statistics()[0], factor.T.contiguous(), features @ factor
 
-    def ridge_lambda(self, counts: Tensor) -> Tensor:
-        """lambda (B,) of the closed-form fit for contexts of ``counts`` (B,) known pixels."""
+    def ridge_lambda(self, counts: Tensor, log_factor: Tensor | float = 0.0) -> Tensor:
+        """lambda (B,) of the closed-form fit for contexts of ``counts`` (B,) known pixels, times e^``log_factor`` (B,)
+        (the head's judgement of each context, t)."""
         log_lambda, slope = self.ridge_parameters * RIDGE_STEP
-        return torch.exp(log_lambda + slope * torch.log(counts.clamp_min(1) / 100))
+        return torch.exp(log_lambda + slope * torch.log(counts.clamp_min(1) / 100) + log_factor)
 
+    @_autocast_off
     def infer(self, images: Tensor, masks: Tensor) -> Tensor:
         """Codes (B, (d + 1) * 3) of images (B, 3, R, R) from their known pixels ``masks`` (B, R, R)."""
         terms = self._cached("prior", images.shape[-1], images.device, images.dtype,
                              lambda coords: self._prior_terms(self.features(coords)))
         return self._posterior(images, masks, *terms)
 
-    def _posterior(self, images: Tensor, masks: Tensor, features_t: Tensor, factor_t: Tensor,
+    def _posterior(self, images: Tensor, masks: Tensor, mean_face: Tensor, factor_t: Tensor,
                    whitened: Tensor) -> Tensor:
         """The posterior mean of the output layer given the known pixels: with (W, b) = M + L V and V ~ N(0, I),
-        a ridge fit of V on the whitened features F L."""
-        batch = len(images)
-        latent = self.encoder(*padded_context(images, masks))
-        mean = self.code_statistics()[0] + self.head(latent).reshape(batch, -1, 3)  # (B, d + 1, 3)
-        known = masks.reshape(batch, -1)
-        residuals = images.flatten(2).transpose(1, 2) - _shared_matmul(features_t, mean)
-        fitted = ridge_fit(whitened, known, residuals, self.ridge_lambda(known.sum(dim=1)))
-        return (mean + _shared_matmul(factor_t, fitted)).flatten(1)
+        a ridge fit of V on the whitened features F L to the known pixels minus the mean face F M."""
+        known = masks.reshape(len(images), -1)
+        trust = self.head(self.encoder(*padded_context(images, masks)))[:, 0] * RIDGE_STEP
+        fitted = ridge_fit(whitened, known, images.flatten(2).transpose(1, 2) - mean_face,
+                           self.ridge_lambda(known.sum(dim=1), trust))
+        return (self.code_statistics()[0] + _shared_matmul(factor_t, fitted)).flatten(1)
 
     @staticmethod
     def _least_squares(features: Tensor) -> tuple[Tensor, Tensor]:
@@ -239,6 +255,7 @@ class BasisPrior(FunctionPrior):
             return _shared_matmul(features_t, code.reshape(len(code), -1, 3))
         return super().render_grid(code, resolution, max_points)
 
+    @_autocast_off
     def training_loss(self, images: Tensor, masks: Tensor, target_coords: Tensor,
                       target_values: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         features = self.features(grid(images.shape[-1], images.shape[-1], device=images.device).to(images.dtype))
