@@ -130,6 +130,7 @@ def test_the_fit_is_the_gaussian_posterior_mean_under_the_running_statistics():
         prior.head[-1].weight.normal_(0, 0.01)  # a trained head: judges each context's noise
         inferred = prior.infer(images, masks).reshape(5, 25, 3)
         factor = (prior.head(prior.encoder(*padded_context(images, masks)))[:, 0] * 30).exp()  # stored / 30
+        torch.testing.assert_close(prior.log_noise_factor(images, masks), factor.log())
         assert (factor - 1).abs().min() > 0.05
         covariance = prior.code_covariance + 0.05 * prior.code_covariance.diagonal().mean() * eye
         lam = prior.ridge_lambda(masks.flatten(1).sum(dim=1)) * factor

@@ -170,3 +170,28 @@ def test_celeba_prior_script_trains_its_presets(tmp_path, capsys, face_folder, p
     assert meta["config"]["target_pixels"] == expected.target_pixels
     assert main(["--fast", "--basis", "--data", str(face_folder), "--out", str(tmp_path / "both")]) == 2
     assert "--fast and --basis" in capsys.readouterr().err
+
+
+def test_context_trust_script(tmp_path, capsys, tiny_prior_checkpoint, face_folder):
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "eval" / "context_trust.py"
+    main = runpy.run_path(str(script), run_name="context_trust")["main"]
+    out = tmp_path / "trust"
+    assert main(["--checkpoint", str(tiny_prior_checkpoint), "--pixels", "10,100,1000", "--eval-images", "5",
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "trust.json").read_text())
+    assert result["faces"] == 5  # 1000 pixels do not fit 16 x 16 faces: left out
+    assert set(result["contexts"]) == {"10 random pixels", "100 random pixels", "top half", "bottom half",
+                                       "left half", "right half"}
+    assert all(row["t_min"] <= row["t_mean"] <= row["t_max"] and row["lambda_median"] > 0
+               for row in result["contexts"].values())
+    assert result["contexts"]["top half"]["known"] == 128 and "| top half | 128 |" in (out / "trust.md").read_text()
+    hypernet = tmp_path / "hypernet"
+    from hypersiren.cli import main as cli_main
+    assert cli_main(["train", "prior", *TINY_HYPERNET, "--data", str(face_folder), "--val-fraction", "0.25",
+                     "--steps", "1", "--out", str(hypernet)]) == 0
+    capsys.readouterr()
+    assert main(["--checkpoint", str(hypernet / "checkpoint.safetensors"), "--out", str(tmp_path / "bad")]) == 2
+    assert "holds a hypernet prior" in capsys.readouterr().err

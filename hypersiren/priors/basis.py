@@ -173,6 +173,12 @@ class BasisPrior(FunctionPrior):
         log_lambda, slope = self.ridge_parameters * RIDGE_STEP
         return torch.exp(log_lambda + slope * torch.log(counts.clamp_min(1) / 100) + log_factor)
 
+    def log_noise_factor(self, images: Tensor, masks: Tensor) -> Tensor:
+        """t (B,): the set transformer's judgement of each context of images (B, 3, R, R) with known pixels ``masks``
+        (B, R, R): the log of the factor on the fit's observation noise (> 0: trust the context less, lean on the
+        prior)."""
+        return self.head(self.encoder(*padded_context(images, masks)))[:, 0] * RIDGE_STEP
+
     @_autocast_off
     def infer(self, images: Tensor, masks: Tensor) -> Tensor:
         """Codes (B, (d + 1) * 3) of images (B, 3, R, R) from their known pixels ``masks`` (B, R, R)."""
@@ -185,9 +191,8 @@ class BasisPrior(FunctionPrior):
         """The posterior mean of the output layer given the known pixels: with (W, b) = M + L V and V ~ N(0, I),
         a ridge fit of V on the whitened features F L to the known pixels minus the mean face F M."""
         known = masks.reshape(len(images), -1)
-        trust = self.head(self.encoder(*padded_context(images, masks)))[:, 0] * RIDGE_STEP
         fitted = ridge_fit(whitened, known, images.flatten(2).transpose(1, 2) - mean_face,
-                           self.ridge_lambda(known.sum(dim=1), trust))
+                           self.ridge_lambda(known.sum(dim=1), self.log_noise_factor(images, masks)))
         return (self.code_statistics()[0] + _shared_matmul(factor_t, fitted)).flatten(1)
 
     @staticmethod

@@ -1,0 +1,82 @@
+"""How far the basis prior trusts each kind of context: its set transformer's judgement t per face.
+
+    python eval/context_trust.py --checkpoint runs/compare-32/basis/checkpoint.safetensors \\
+        --data /path/to/faces --val-fraction 0.125 --out runs/context-trust
+
+The basis prior (``hypersiren.priors.basis``) fits each face's SIREN to the known pixels under observation noise
+lambda = lambda(n) e^t, lambda(n) a trained function of the count n of known pixels and t the set transformer's
+judgement of the context (``BasisPrior.log_noise_factor``): t > 0 leans on the prior, t < 0 follows the pixels.
+This script shows what the encoder learned: for the held-out faces, t (mean, range) and the median lambda for
+random pixels of several counts and for each half of the face known. Writes OUT/trust.md and OUT/trust.json.
+"""
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from hypersiren import experiments
+from hypersiren.config import Config, non_negative_int, option, positive_float, positive_int
+from hypersiren.data.context import HALF_SIDES, half_masks, random_pixel_masks
+from hypersiren.errors import InputError
+from hypersiren.io import atomic_write, prepare_output_dir, write_json
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextTrust(Config):
+    checkpoint: str = option(help="basis prior checkpoint (hypersiren train prior's default method)")
+    data: str | None = option(None, "faces folder or CelebA root (default: scikit-image's LFW faces)")
+    split: str = option("val", "faces evaluated", choices=("train", "val", "test", "all"))
+    val_fraction: float = option(0.125, "held-out share of a plain folder", check=positive_float)
+    pixels: tuple[int, ...] = option((10, 100, 512, 1000), "counts of random known pixels", check=positive_int,
+                                     comma=True)
+    eval_images: int = option(0, "at most N faces, 0 = all", check=non_negative_int)
+    seed: int = option(0, "context seed", check=non_negative_int)
+    out: str = option("runs/context-trust", "output directory")
+
+
+def contexts(config: ContextTrust, count: int, resolution: int) -> dict[str, torch.Tensor]:
+    """Name -> masks (count, R, R): random pixels of each feasible count, then each half known."""
+    generator = torch.Generator().manual_seed(config.seed)
+    masks = {f"{n} random pixels": random_pixel_masks(count, resolution, n, generator)
+             for n in config.pixels if n <= resolution * resolution}
+    return masks | {f"{side} half": half_masks(count, resolution, side) for side in HALF_SIDES}
+
+
+def run(config: ContextTrust) -> None:
+    from hypersiren.data.faces import load_faces
+    from hypersiren.prior import HyperSiren
+    from hypersiren.priors.basis import BasisPrior
+
+    model = HyperSiren.load(config.checkpoint)
+    prior = model.prior
+    if not isinstance(prior, BasisPrior):
+        raise InputError(f"{config.checkpoint} holds a {prior.method} prior; the context's trust is the basis prior's")
+    faces = load_faces(config.data, config.split, model.resolution, val_fraction=config.val_fraction)
+    faces = faces[: config.eval_images or None].to(model.device).float() * 2 - 1
+    out = prepare_output_dir(config.out)
+    rows = {}
+    with torch.no_grad():
+        for name, masks in contexts(config, len(faces), model.resolution).items():
+            masks = masks.to(model.device)
+            t = prior.log_noise_factor(faces, masks)
+            lam = prior.ridge_lambda(masks.flatten(1).sum(dim=1).to(t.dtype), t)
+            rows[name] = {"known": masks.flatten(1).sum(dim=1).float().mean().item(), "t_mean": t.mean().item(),
+                          "t_min": t.min().item(), "t_max": t.max().item(), "lambda_median": lam.median().item()}
+    lines = [f"The basis prior's judgement of {len(faces)} held-out faces' contexts at {model.resolution}x"
+             f"{model.resolution}: t = log of the factor on the fit's noise (> 0: leans on the prior).", "",
+             "| context | known pixels | t mean | t range | median lambda |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {row['known']:.0f} | {row['t_mean']:+.2f} | {row['t_min']:+.2f} to {row['t_max']:+.2f} | "
+              f"{row['lambda_median']:.3g} |" for name, row in rows.items()]
+    with atomic_write(out / "trust.md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    write_json(out / "trust.json", {"config": config.to_dict(), "faces": len(faces), "contexts": rows})
+    print("\n".join(lines))
+    print(f"wrote {out}/ (trust.md, trust.json)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiments.main(ContextTrust, run, argv, prog="context_trust")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
