@@ -4,10 +4,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import io
 import os
 import random
 import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -112,6 +114,34 @@ class Interrupt:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def torchrun_group(device: str) -> Iterator[tuple[int, str]]:
+    """Under torchrun (WORLD_SIZE > 1): this process in the process group (NCCL on CUDA, else gloo) for the block,
+    on its own GPU (LOCAL_RANK) when ``device`` is auto or cuda, and printing nothing unless it is rank 0; the group
+    is left at the end. Yields (rank, device to train on): (0, ``device``) without torchrun."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield 0, device
+        return
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = device in ("auto", "cuda") and torch.cuda.is_available()
+    if cuda:
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+    elif device == "auto":
+        device = "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) if rank else contextlib.nullcontext():
+            yield rank, device  # rank 0 reports; the others train silently
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def distributed() -> tuple[int, int]:

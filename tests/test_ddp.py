@@ -69,3 +69,48 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path, method):
     assert abs(len(shards[0]["shard"]) - len(shards[1]["shard"])) <= 1
     for rank in shards:
         assert {i for batch in rank["drawn"] for i in batch} <= set(rank["shard"])  # each rank reads its own
+
+
+def _script_worker(rank: int, folder: str, port: int, argv: list[str]) -> None:
+    import contextlib
+    import os
+    import runpy
+    from pathlib import Path
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2")
+    script = Path(__file__).resolve().parents[1] / "train" / "celeba_prior.py"
+    main = runpy.run_path(str(script), run_name="celeba_prior")["main"]
+    with open(f"{folder}/stdout{rank}.txt", "w") as out, contextlib.redirect_stdout(out):
+        code = main(argv)
+    with open(f"{folder}/code{rank}.txt", "w") as f:
+        f.write(str(code))
+
+
+def test_celeba_prior_script_under_torchrun_joins_the_group(tmp_path):
+    """``torchrun train/celeba_prior.py``: every process joins the gloo group (rank 1 trains silently), one run."""
+    import socket
+
+    import numpy as np
+    from PIL import Image
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i in range(12):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(faces / f"{i}.png")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tiny = [f"--{k.replace('_', '-')}={v}" for k, v in PRIORS["basis"].items()]
+    argv = ["--basis", *tiny, "--data", str(faces), "--val-fraction", "0.25", "--resolution", "8", "--batch-size", "2",
+            "--workers", "0", "--steps", "2", "--eval-images", "2", "--summary-every", "0", "--no-progress",
+            "--out", str(tmp_path / "run")]
+    mp.spawn(_script_worker, args=(str(tmp_path), port, argv), nprocs=2, join=True)
+    assert [(tmp_path / f"code{r}.txt").read_text() for r in range(2)] == ["0", "0"]
+    assert "celeba_prior: training the basis prior" in (tmp_path / "stdout0.txt").read_text()
+    assert (tmp_path / "stdout1.txt").read_text() == ""  # rank 1 of the group: silent
+    from hypersiren.checkpoint import load_checkpoint
+
+    state, meta = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    assert state["step"] == 2 and meta["model"]["method"] == "basis"  # one run, written by rank 0

@@ -13,7 +13,7 @@ each process takes its share of the faces. ``eval/compare_priors.py`` compares t
 
     python train/celeba_prior.py --data /path/to/celeba --out runs/celeba-prior [--encoder cnn] [--fast | --basis] \\
         [any other ``hypersiren train prior`` option, e.g. --minutes 60 --resume]
-    torchrun --nproc-per-node 4 train/celeba_prior.py --basis --data /path/to/celeba --device cuda
+    torchrun --nproc_per_node 4 train/celeba_prior.py --basis --data /path/to/celeba
 """
 import sys
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from hypersiren import experiments
 from hypersiren.config import option
 from hypersiren.errors import InputError
+from hypersiren.runtime import torchrun_group
 from hypersiren.tasks.face_prior import BASIS, FAST, PAPER, FacePrior
 
 PRESETS = {"--fast": FAST, "--basis": BASIS}  # flag -> settings; PAPER without one
@@ -39,9 +40,12 @@ def run(config: CelebaPrior) -> None:
         raise InputError("--fast and --basis choose different priors; give at most one")
     what = ("the basis prior" if config.basis else
             f"{'the light hypernetwork' if config.fast else 'the paper configuration'} ({config.prior.encoder} encoder)")
-    print(f"celeba_prior: training {what} into {config.out}", flush=True)
-    _, metrics = experiments.train(FacePrior, experiments.task_config(FacePrior, config))
-    print(", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    with torchrun_group(config.device) as (rank, device):  # one process, or this one of torchrun's
+        print(f"celeba_prior: training {what} into {config.out}", flush=True)
+        task_config = experiments.task_config(FacePrior, config).replace(
+            device=device, engine={"progress": config.engine.progress and not rank})
+        _, metrics = experiments.train(FacePrior, task_config)
+        print(", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
 
 
 def main(argv: list[str] | None = None) -> int:

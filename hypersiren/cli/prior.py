@@ -2,52 +2,23 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import os
 import warnings
 from pathlib import Path
 
 from hypersiren.config import device_name, non_negative_int, positive_float, positive_int
 
-def _init_distributed(device: str) -> tuple[int, str]:
-    """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, else gloo), pick this rank's GPU;
-    returns the rank (0 without torchrun) and the device to train on."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, device
-    import torch
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = device in ("auto", "cuda") and torch.cuda.is_available()
-    if cuda:
-        device = f"cuda:{local_rank}"
-        torch.cuda.set_device(local_rank)
-    elif device == "auto":
-        device = "cpu"
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return dist.get_rank(), device
-
 
 def _train_prior(args: argparse.Namespace) -> int:
     from hypersiren.cli import run_task
     from hypersiren.cli.arguments import from_args
+    from hypersiren.runtime import torchrun_group
     from hypersiren.tasks.face_prior import FacePrior
 
     config = from_args(FacePrior.Config, args)
-    rank, device = _init_distributed(config.device)
-    config = config.replace(out=config.out or "runs/prior", device=device,
-                            engine={"progress": config.engine.progress and not rank})
-    try:
-        with contextlib.redirect_stdout(io.StringIO()) if rank else contextlib.nullcontext():
-            run_task(FacePrior, config)  # rank 0 reports; the others train silently
-        return 0
-    finally:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+    with torchrun_group(config.device) as (rank, device):
+        run_task(FacePrior, config.replace(out=config.out or "runs/prior", device=device,
+                                           engine={"progress": config.engine.progress and not rank}))
+    return 0
 
 
 def _context(args: argparse.Namespace):
