@@ -15,22 +15,16 @@ from dataclasses import dataclass
 import torch
 
 from hypersiren import experiments
-from hypersiren.config import Config, non_negative_int, option, positive_float, positive_int
+from hypersiren.config import option, positive_int
 from hypersiren.data.context import HALF_SIDES, half_masks, random_pixel_masks
 from hypersiren.errors import InputError
 from hypersiren.io import atomic_write, prepare_output_dir, write_json
 
 
 @dataclass(frozen=True, kw_only=True)
-class ContextTrust(Config):
-    checkpoint: str = option(help="basis prior checkpoint (hypersiren train prior's default method)")
-    data: str | None = option(None, "faces folder or CelebA root (default: scikit-image's LFW faces)")
-    split: str = option("val", "faces evaluated", choices=("train", "val", "test", "all"))
-    val_fraction: float = option(0.125, "held-out share of a plain folder", check=positive_float)
+class ContextTrust(experiments.PriorEvaluation):
     pixels: tuple[int, ...] = option((10, 100, 512, 1000), "counts of random known pixels", check=positive_int,
                                      comma=True)
-    eval_images: int = option(0, "at most N faces, 0 = all", check=non_negative_int)
-    seed: int = option(0, "context seed", check=non_negative_int)
     out: str = option("runs/context-trust", "output directory")
 
 
@@ -43,7 +37,6 @@ def contexts(config: ContextTrust, count: int, resolution: int) -> dict[str, tor
 
 
 def run(config: ContextTrust) -> None:
-    from hypersiren.data.faces import load_faces
     from hypersiren.prior import HyperSiren
     from hypersiren.priors.basis import BasisPrior
 
@@ -51,8 +44,7 @@ def run(config: ContextTrust) -> None:
     prior = model.prior
     if not isinstance(prior, BasisPrior):
         raise InputError(f"{config.checkpoint} holds a {prior.method} prior; the context's trust is the basis prior's")
-    faces = load_faces(config.data, config.split, model.resolution, val_fraction=config.val_fraction)
-    faces = faces[: config.eval_images or None].to(model.device).float() * 2 - 1
+    faces = config.faces(model.resolution).to(model.device).float() * 2 - 1
     out = prepare_output_dir(config.out)
     rows = {}
     with torch.no_grad():

@@ -14,26 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hypersiren import experiments
-from hypersiren.config import Config, non_negative_float, non_negative_int, option, positive_float, positive_int
+from hypersiren.config import non_negative_float, non_negative_int, option, positive_float, positive_int
 from hypersiren.evaluation import SETTINGS, evaluate_prior
 from hypersiren.io import atomic_write, prepare_output_dir, write_json
 from hypersiren.viz import pyplot, save_figure
 
 
 @dataclass(frozen=True, kw_only=True)
-class RefineSweep(Config):
-    checkpoint: str = option(help="prior checkpoint (any method)")
-    data: str | None = option(None, "faces folder or CelebA root (default: scikit-image's LFW faces)")
-    split: str = option("val", "faces evaluated", choices=("train", "val", "test", "all"))
-    val_fraction: float = option(0.125, "held-out share of a plain folder", check=positive_float)
+class RefineSweep(experiments.PriorEvaluation):
     refine_steps: tuple[int, ...] = option((0, 1, 3, 10, 30), "values of K", check=non_negative_int, comma=True)
     lr: float = option(1e-2, "Adam learning rate of the refinement", check=positive_float)
     penalty: float = option(1e-2, "weight of the distance to the prediction", check=non_negative_float)
     weights: bool = option(False, "refine the generated SIREN (hypernetwork weights or shifts) instead of the latent")
     settings: tuple[str, ...] = option(SETTINGS, "contexts", comma=True)
-    eval_images: int = option(0, "evaluate at most N faces, 0 = all", check=non_negative_int)
     batch_size: int = option(50, "faces per batch", check=positive_int)
-    seed: int = option(0, "context seed", check=non_negative_int)
     out: str = option("runs/refine-sweep", "output directory")
 
 
@@ -68,12 +62,10 @@ def sweep_plot(results: dict[int, dict], settings: tuple[str, ...], path: Path) 
 
 
 def run(config: RefineSweep) -> None:
-    from hypersiren.data.faces import load_faces
     from hypersiren.prior import HyperSiren
 
     model = HyperSiren.load(config.checkpoint)
-    faces = load_faces(config.data, config.split, model.resolution, val_fraction=config.val_fraction)
-    faces = faces[: config.eval_images or None]
+    faces = config.faces(model.resolution)
     out = prepare_output_dir(config.out)
     results = {}
     for steps in config.refine_steps:

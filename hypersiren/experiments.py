@@ -48,6 +48,25 @@ class FitComparison(Config):
                     hidden_layers=self.hidden_layers, out=str(Path(self.out) / run), device=self.device, engine=engine)
 
 
+@dataclass(frozen=True, kw_only=True)
+class PriorEvaluation(Config):
+    """Options of a script that evaluates a trained face prior on faces of a split, from contexts of a seed."""
+
+    checkpoint: str = option(help="prior checkpoint (hypersiren train prior's)")
+    data: str | None = option(None, "faces folder or CelebA root (default: scikit-image's LFW faces)")
+    split: str = option("val", "faces evaluated", choices=("train", "val", "test", "all"))
+    val_fraction: float = option(0.125, "held-out share of a plain folder", check=positive_float)
+    eval_images: int = option(0, "evaluate at most N faces, 0 = all", check=non_negative_int)
+    seed: int = option(0, "context seed", check=non_negative_int)
+
+    def faces(self, resolution: int):
+        """The evaluated faces (N, 3, R, R) in [0, 1] at ``resolution``."""
+        from hypersiren.data.faces import load_faces
+
+        faces = load_faces(self.data, self.split, resolution, val_fraction=self.val_fraction)
+        return faces[: self.eval_images or None]
+
+
 def parse(config_cls: type[Config], argv: list[str] | None = None, prog: str | None = None,
           description: str | None = None, defaults: Config | None = None) -> Config:
     """The config ``argv`` describes (options generated from ``config_cls``; SystemExit(2) with one line on a bad
