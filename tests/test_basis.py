@@ -118,13 +118,14 @@ def test_the_fit_is_the_gaussian_posterior_mean_under_the_running_statistics():
     masks[1] = True
     features = prior.features(grid(8, 8).double()).detach()
     values = images.flatten(2).transpose(1, 2)
+    gaussian = prior.code_prior
     prior.track_codes(images, features)  # momentum 1: the statistics of this batch's whole-image fits
     gram = features.T @ features
     eye = torch.eye(25, dtype=gram.dtype)
     codes = torch.linalg.solve(gram + 1e-6 * gram.diagonal().mean() * eye, features.T @ values)
-    torch.testing.assert_close(prior.code_mean, codes.mean(dim=0))
+    torch.testing.assert_close(gaussian.running_mean, codes.mean(dim=0))
     centred = (codes - codes.mean(dim=0)).transpose(1, 2).reshape(-1, 25)
-    torch.testing.assert_close(prior.code_covariance, centred.T @ centred / 15)
+    torch.testing.assert_close(gaussian.running_covariance, centred.T @ centred / 15)
     prior.eval()
     with torch.no_grad():
         prior.head[-1].weight.normal_(0, 0.01)  # a trained head: judges each context's noise
@@ -132,14 +133,14 @@ def test_the_fit_is_the_gaussian_posterior_mean_under_the_running_statistics():
         factor = (prior.head(prior.encoder(*padded_context(images, masks)))[:, 0] * 30).exp()  # stored / 30
         torch.testing.assert_close(prior.log_noise_factor(images, masks), factor.log())
         assert (factor - 1).abs().min() > 0.05
-        covariance = prior.code_covariance + 0.05 * prior.code_covariance.diagonal().mean() * eye
+        covariance = gaussian.running_covariance + 0.05 * gaussian.running_covariance.diagonal().mean() * eye
         lam = prior.ridge_lambda(masks.flatten(1).sum(dim=1)) * factor
         for face in range(5):
             known = features[masks[face].flatten()]
-            residual = values[face][masks[face].flatten()] - known @ prior.code_mean
+            residual = values[face][masks[face].flatten()] - known @ gaussian.running_mean
             noise = lam[face] * torch.eye(len(known), dtype=gram.dtype)
             gain = covariance @ known.T @ torch.linalg.inv(known @ covariance @ known.T + noise)
-            torch.testing.assert_close(inferred[face], prior.code_mean + gain @ residual)
+            torch.testing.assert_close(inferred[face], gaussian.running_mean + gain @ residual)
 
 
 def test_calibration_is_the_shrunk_exact_statistics_and_used_outside_training():
@@ -149,21 +150,22 @@ def test_calibration_is_the_shrunk_exact_statistics_and_used_outside_training():
     prior = BasisPrior(**TINY, code_momentum=1.0).double()
     images = faces(6, 8).double()
     features = prior.features(grid(8, 8).double()).detach()
+    gaussian = prior.code_prior
     prior.calibrate([images[:4], images[4:]])  # in two batches
-    assert prior.calibrated_faces == 6
+    assert gaussian.calibrated_count == 6
     prior.track_codes(images, features)  # momentum 1: the statistics of the same faces in one batch
-    torch.testing.assert_close(prior.calibrated_mean, prior.code_mean.float().double(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gaussian.calibrated_mean, gaussian.running_mean.float().double(), rtol=1e-5, atol=1e-6)
     codes = prior._whole_image_codes(images, prior._least_squares(features))
     centred = (codes - codes.mean(dim=0)).transpose(1, 2).flatten(0, 1)
     shrunk, shrinkage = ledoit_wolf(centred)[1:]
     assert 0 < shrinkage < 1  # 6 faces for 25 dimensions: shrunk, not replaced
-    torch.testing.assert_close(prior.calibrated_covariance, shrunk, rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(prior.code_covariance, centred.T @ centred / 18)  # the running ones are not shrunk
+    torch.testing.assert_close(gaussian.calibrated_covariance, shrunk, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(gaussian.running_covariance, centred.T @ centred / 18)  # the running ones are not shrunk
     with torch.no_grad():
-        prior.code_covariance.mul_(4)  # the running statistics now differ
-    assert prior.code_statistics()[1] is prior.code_covariance  # training: the running ones
+        gaussian.running_covariance.mul_(4)  # the running statistics now differ
+    assert gaussian.statistics()[1] is gaussian.running_covariance  # training: the running ones
     prior.eval()
-    assert prior.code_statistics()[1] is prior.calibrated_covariance
+    assert gaussian.statistics()[1] is gaussian.calibrated_covariance
 
 
 def test_a_few_pixels_move_the_whole_face_the_way_training_faces_vary():
@@ -243,8 +245,9 @@ def test_train_complete_and_reload_from_the_command_line(cli, tmp_path, method):
     assert code == 0, err
     prior = HyperSiren.load(out / "checkpoint.safetensors")
     assert isinstance(prior.prior, BasisPrior)
-    assert prior.prior.calibrated_faces == 2 * 90  # the end of training calibrated the prior on the 90 training
-    # faces of the bundled LFW set and, with --flip (the default), on their mirror images
+    # the end of training calibrated the prior on the 90 training faces of the bundled LFW set and, with --flip (the
+    # default), on their mirror images
+    assert prior.prior.code_prior.calibrated_count == 2 * 90
     image = (faces(1, 12)[0] + 1) / 2
     done = prior.complete(image, num_pixels=30, resolution=24)
     assert done.shape == (3, 24, 24) and torch.isfinite(done).all()

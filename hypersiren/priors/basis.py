@@ -14,13 +14,14 @@ written as one matrix on the features [basis, 1]). Given a context (the known pi
    and covariance of the training faces' output layers, with observation noise lambda = exp(a + c log(n / 100) + t)
    for n known pixels, a and c trained.
 
-M and S are running statistics (like batch normalisation's): each training step fits every face of the batch on
-the current basis from all of its pixels and moves the running mean and covariance of those fits towards the
-batch's (``--code-momentum``); ``calibrate`` replaces them by exact ones on the final basis. S is what carries the
-faces' structure into the fit (which pixels vary together, as eigenfaces do): with it, a few known pixels move the
-whole face the way training faces move, where an isotropic prior would only move their neighbourhood. (A second
-head predicting a correction to M learned nothing, and silenced its own noise by flattening the encoder's latent,
-so that the encoder could not judge the context either; the design has no such head.)
+M and S are statistics, not weights (``hypersiren.priors.code_gaussian``): each training step fits every face of
+the batch on the current basis from all of its pixels and moves the running mean and covariance of those fits
+towards the batch's (``--code-momentum``); ``calibrate`` replaces them by exact ones on the final basis. S is
+what carries the faces' structure into the fit (which pixels vary together, as eigenfaces do): with it, a few
+known pixels move the whole face the way training faces move, where an isotropic prior would only move their
+neighbourhood. (A second head predicting a correction to M learned nothing, and silenced its own noise by
+flattening the encoder's latent, so that the encoder could not judge the context either; the design has no
+such head.)
 
 Training minimises the mean over faces of log(MSE) of the prediction at the target pixels, i.e. maximises
 their mean PSNR, the protocol's metric. The code of a face is its output layer, (W, b) flattened: a vector of
@@ -43,9 +44,8 @@ from hypersiren.nn.ridge import ridge_fit
 from hypersiren.nn.set_transformer import SetTransformer
 from hypersiren.nn.siren import Siren
 from hypersiren.priors.base import PRIORS, FunctionPrior, PriorConfig
-from hypersiren.priors.density import ledoit_wolf
+from hypersiren.priors.code_gaussian import CodeGaussian
 from hypersiren.priors.inner_loop import padded_context
-from hypersiren.runtime import rank_average
 
 CACHED_BASIS_BYTES = 96 << 20  # largest grid terms kept between calls (the features at 128 x 128: 32 MiB)
 CACHED_GRIDS = 2  # grids kept per kind: the context's resolution and one rendering resolution
@@ -99,11 +99,7 @@ class BasisPrior(FunctionPrior):
         nn.init.zeros_(self.head[-1].weight)  # every context starts at the noise its count gives
         nn.init.zeros_(self.head[-1].bias)
         self.ridge_parameters = nn.Parameter(torch.tensor([math.log(c.ridge), 0.0]) / RIDGE_STEP)
-        self.register_buffer("code_mean", torch.zeros(c.basis_features + 1, 3))  # running statistics (training)
-        self.register_buffer("code_covariance", torch.eye(c.basis_features + 1))
-        self.register_buffer("calibrated_mean", torch.zeros(c.basis_features + 1, 3))  # exact ones (``calibrate``)
-        self.register_buffer("calibrated_covariance", torch.eye(c.basis_features + 1))
-        self.register_buffer("calibrated_faces", torch.zeros((), dtype=torch.long))
+        self.code_prior = CodeGaussian(c.basis_features + 1, 3, c.code_momentum, c.shrinkage)  # N(M, S)
         self._grids: dict[tuple, tuple[tuple, tuple[Tensor, ...]]] = {}  # (kind, R, device, dtype) -> (state, values)
 
     @property
@@ -119,20 +115,6 @@ class BasisPrior(FunctionPrior):
         basis = self.basis(coords)
         return torch.cat([basis, basis.new_ones(*basis.shape[:-1], 1)], dim=-1)
 
-    def code_statistics(self) -> tuple[Tensor, Tensor]:
-        """The prior's mean (d + 1, 3) and covariance (d + 1, d + 1) of a face's output layer: the running statistics
-        while training, the calibrated ones (``calibrate``, at the end of training) outside it when there are."""
-        if not self.training and self.calibrated_faces > 0:
-            return self.calibrated_mean, self.calibrated_covariance
-        return self.code_mean, self.code_covariance
-
-    def prior_factor(self) -> Tensor:
-        """Cholesky factor L (d + 1, d + 1) of the prior covariance (shrunk) of a face's output layer."""
-        covariance = self.code_statistics()[1]
-        ridge = self.config.shrinkage * covariance.diagonal().mean()
-        eye = torch.eye(len(covariance), dtype=covariance.dtype, device=covariance.device)
-        return torch.linalg.cholesky(covariance + ridge * eye)
-
     def _cached(self, kind: str, resolution: int, device: torch.device, dtype: torch.dtype,
                 build) -> tuple[Tensor, ...]:
         """``build(coords)`` on the R x R grid. Every face shares it, so outside training (no gradient wanted) it is
@@ -142,7 +124,7 @@ class BasisPrior(FunctionPrior):
         if torch.is_grad_enabled() and any(p.requires_grad for p in self.siren.parameters()):
             return build(coords)
         key = (kind, resolution, device, dtype)
-        tensors = (*self.siren.parameters(), *self._buffers.values())
+        tensors = (*self.siren.parameters(), *self.code_prior.buffers())
         state = (self.training, *((t.data_ptr(), t._version) for t in tensors))
         cached = self._grids.get(key)
         if cached is not None and cached[0] == state:
@@ -164,8 +146,8 @@ class BasisPrior(FunctionPrior):
     def _prior_terms(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """What ``_posterior`` needs of features F (P, d + 1): F M (P, 3), the prior's mean face, L^T stored
         contiguously (L the prior's factor), and F L (P, d + 1), the features in which the prior is isotropic."""
-        factor = self.prior_factor().to(features.dtype)
-        return features @ self.code_statistics()[0], factor.T.contiguous(), features @ factor
+        factor = self.code_prior.factor().to(features.dtype)
+        return features @ self.code_prior.statistics()[0], factor.T.contiguous(), features @ factor
 
     def ridge_lambda(self, counts: Tensor, log_factor: Tensor | float = 0.0) -> Tensor:
         """lambda (B,) of the closed-form fit for contexts of ``counts`` (B,) known pixels, times e^``log_factor`` (B,)
@@ -193,7 +175,7 @@ class BasisPrior(FunctionPrior):
         known = masks.reshape(len(images), -1)
         fitted = ridge_fit(whitened, known, images.flatten(2).transpose(1, 2) - mean_face,
                            self.ridge_lambda(known.sum(dim=1), self.log_noise_factor(images, masks)))
-        return (self.code_statistics()[0] + _shared_matmul(factor_t, fitted)).flatten(1)
+        return (self.code_prior.statistics()[0] + _shared_matmul(factor_t, fitted)).flatten(1)
 
     @staticmethod
     def _least_squares(features: Tensor) -> tuple[Tensor, Tensor]:
@@ -213,36 +195,23 @@ class BasisPrior(FunctionPrior):
 
     @torch.no_grad()
     def track_codes(self, images: Tensor, features: Tensor) -> None:
-        """Move the running mean and covariance of the faces' output layers towards those of ``images`` (B, 3, R, R)
-        fitted on ``features`` (R*R, d + 1). Under torch.distributed the batch statistics are averaged over the
-        ranks, so every rank keeps the same running statistics."""
-        codes = self._whole_image_codes(images, self._least_squares(features))
-        momentum = self.config.code_momentum
-        self.code_mean.lerp_(rank_average(codes.mean(dim=0)).to(self.code_mean.dtype), momentum)
-        centred = (codes - self.code_mean.double()).transpose(1, 2).flatten(0, 1)  # (B * 3, d + 1)
-        second = rank_average(centred.T @ centred / len(centred))
-        self.code_covariance.lerp_(second.to(self.code_covariance.dtype), momentum)
+        """Move the prior's running statistics towards those of ``images`` (B, 3, R, R) fitted on ``features``
+        (R*R, d + 1)."""
+        self.code_prior.track(self._whole_image_codes(images, self._least_squares(features)))
 
     @torch.no_grad()
     def calibrate(self, batches: Iterable[Tensor]) -> None:
-        """Set the prior's mean and covariance used outside training to the statistics of the faces in ``batches``
-        (B, 3, R, R) in [-1, 1], all of one resolution, on the trained basis, the covariance shrunk towards a
-        multiple of the identity by Ledoit-Wolf (strongly when the faces are few for d + 1 dimensions, hardly when
-        they are many). The running statistics lag behind the basis, which moves while they average: like "precise"
-        batch-norm statistics, this recomputes them once."""
+        """Set the prior's mean and covariance used outside training (``CodeGaussian.calibrate``) to the statistics
+        of the faces in ``batches`` (B, 3, R, R) in [-1, 1], all of one resolution, fitted on the trained basis. The
+        running statistics lag behind the basis, which moves while they average: like "precise" batch-norm
+        statistics, this recomputes them once."""
         codes, least_squares = [], None
         for images in batches:
             if least_squares is None:  # the basis on the faces' grid and its Gram's factor: once for all batches
                 least_squares = self._least_squares(self.grid_features(images.shape[-1], images.device, images.dtype))
             codes.append(self._whole_image_codes(images, least_squares).float())
-        if not codes:
-            return
-        codes = torch.cat(codes)
-        mean = codes.double().mean(dim=0)
-        centred = (codes - mean.float()).transpose(1, 2).flatten(0, 1)  # (N * 3, d + 1): channels pooled
-        self.calibrated_mean.copy_(mean)
-        self.calibrated_covariance.copy_(ledoit_wolf(centred)[1])
-        self.calibrated_faces.fill_(len(codes))
+        if codes:
+            self.code_prior.calibrate(torch.cat(codes))
 
     def render(self, code: Tensor, coords: Tensor) -> Tensor:
         """Values (B, N, 3) of the faces ``code`` (B, (d + 1) * 3) describes at coords (B, N, 2); coords shared by the
