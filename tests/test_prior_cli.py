@@ -31,6 +31,7 @@ def test_train_prior_writes_a_complete_run(tiny_prior_checkpoint):
     assert state["step"] == 3
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"psnr_10", "psnr_100", "psnr_half", "ssim_half"} <= set(metrics)  # 1000 pixels > 16 x 16: skipped
+    assert {"log_noise_factor_10", "log_noise_factor_half"} <= set(metrics)  # the encoder's judgement, per context
     assert metrics["steps"] == 3 and 5 < metrics["psnr_half"] < 40
     assert (run / "completions.png").is_file() and (run / "config.json").is_file()
     assert list(run.glob("events.out.tfevents.*"))

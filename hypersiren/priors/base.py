@@ -49,6 +49,11 @@ class FunctionPrior(nn.Module):
         """Fit, after training, what the prior estimates from its training faces rather than learns by gradient
         descent, from ``batches`` of whole faces (B, 3, R, R) in [-1, 1]; most priors have nothing to fit."""
 
+    def context_scalars(self, images: Tensor, masks: Tensor) -> dict[str, Tensor]:
+        """Named per-image scalars (B,) about how the prior reads the contexts ``masks`` (B, R, R) of ``images``
+        (B, 3, R, R) in [-1, 1], which evaluations average and log; most priors have none."""
+        return {}
+
     def render(self, code: Any, coords: Tensor) -> Tensor:
         """Values (B, N, 3) in [-1, 1] of the SIRENs ``code`` describes at ``coords`` (B, N, 2)."""
         raise NotImplementedError

@@ -161,6 +161,9 @@ class BasisPrior(FunctionPrior):
         prior)."""
         return self.head(self.encoder(*padded_context(images, masks)))[:, 0] * RIDGE_STEP
 
+    def context_scalars(self, images: Tensor, masks: Tensor) -> dict[str, Tensor]:
+        return {"log_noise_factor": self.log_noise_factor(images, masks)}
+
     @_autocast_off
     def infer(self, images: Tensor, masks: Tensor) -> Tensor:
         """Codes (B, (d + 1) * 3) of images (B, 3, R, R) from their known pixels ``masks`` (B, R, R)."""

@@ -177,11 +177,27 @@ class FacePrior(Task):
     def metrics(self) -> dict[str, float]:
         from hypersiren.evaluation import evaluate_completion
 
+        settings = feasible_settings(TRAIN_SETTINGS, self.resolution)
         with self.evaluating():
-            results, _ = evaluate_completion(self.complete, self.held_out, seed=0,
-                                             settings=feasible_settings(TRAIN_SETTINGS, self.resolution),
+            results, _ = evaluate_completion(self.complete, self.held_out, seed=0, settings=settings,
                                              batch_size=self.config.batch_size, progress=False)
-        return {f"psnr_{s}": r["psnr"] for s, r in results.items()} | {f"ssim_{s}": r["ssim"] for s, r in results.items()}
+            context = self.context_scalars(settings)
+        return ({f"psnr_{s}": r["psnr"] for s, r in results.items()}
+                | {f"ssim_{s}": r["ssim"] for s, r in results.items()} | context)
+
+    def context_scalars(self, settings: tuple[str, ...]) -> dict[str, float]:
+        """The prior's ``context_scalars`` of the held-out faces, averaged, per setting: ``<name>_<setting>``."""
+        from hypersiren.data.context import evaluation_masks
+
+        generator, sums = torch.Generator().manual_seed(0), {}
+        with torch.no_grad():
+            for setting in settings:
+                for faces in self.held_out.split(self.config.batch_size):
+                    masks = evaluation_masks(setting, len(faces), self.resolution, generator).to(self.device)
+                    for name, values in self.model.context_scalars(from_unit(faces), masks).items():
+                        key = f"{name}_{setting}"
+                        sums[key] = sums.get(key, 0.0) + float(values.sum())
+        return {key: total / len(self.held_out) for key, total in sums.items()}
 
     def completion_grid(self) -> Tensor:
         """Rows of held-out faces; per setting context | completion, then the ground truth. (3, H, W) in [0, 1]."""
