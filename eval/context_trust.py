@@ -51,8 +51,9 @@ def run(config: ContextTrust) -> None:
         for name, masks in contexts(config, len(faces), model.resolution).items():
             masks = masks.to(model.device)
             t = prior.log_noise_factor(faces, masks)
-            lam = prior.ridge_lambda(masks.flatten(1).sum(dim=1).to(t.dtype), t)
-            rows[name] = {"known": masks.flatten(1).sum(dim=1).float().mean().item(), "t_mean": t.mean().item(),
+            known = masks.flatten(1).sum(dim=1).to(t.dtype)
+            lam = prior.ridge_lambda(known, t)
+            rows[name] = {"known": known.mean().item(), "t_mean": t.mean().item(),
                           "t_min": t.min().item(), "t_max": t.max().item(), "lambda_median": lam.median().item()}
     lines = [f"The basis prior's judgement of {len(faces)} held-out faces' contexts at {model.resolution}x"
              f"{model.resolution}: t = log of the factor on the fit's noise (> 0: leans on the prior).", "",

@@ -9,8 +9,8 @@ describes. Library functions over any prior (encode, render, complete with refin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
