@@ -7,9 +7,12 @@ Trains every method (``--methods``, default: every registered one) with ``hypers
 training faces with the same budget (steps, seed, resolution and the ``train prior`` options after ``--``;
 ``--method-args METHOD=OPTIONS`` adds options for one method), or loads the run OUT/<method> already holds when
 ``--reuse`` is given, then evaluates each on the same held-out faces and contexts (10 / 100 / 1000 pixels, top
-half, full image). Writes OUT/comparison.md and OUT/comparison.json (PSNR and SSIM per context, parameters,
-training seconds per step, completion milliseconds per image) and OUT/completions.png: one row per face, for
-each of the 100-pixel and half contexts the context then every method's completion, and the ground truth.
+half, full image). With ``--references`` (the default) two completions without a SIREN are scored on the same
+faces and contexts, to read the priors against: the training faces' mean face, and the conditional mean of a
+Gaussian over their pixels (eigenfaces, ``hypersiren.reference_completions``; up to 64x64). Writes
+OUT/comparison.md and OUT/comparison.json (PSNR and SSIM per context, parameters, training seconds per step,
+completion milliseconds per image) and OUT/completions.png: one row per face, for each of the 100-pixel and half
+contexts the context then every method's completion (and the pixel Gaussian's), and the ground truth.
 """
 import json
 import shlex
@@ -22,12 +25,13 @@ import torch
 from hypersiren import experiments
 from hypersiren.config import Config, non_negative_float, non_negative_int, option, positive_float, positive_int
 from hypersiren.errors import InputError
-from hypersiren.evaluation import SETTINGS, evaluate_prior
+from hypersiren.evaluation import SETTINGS, evaluate_completion, evaluate_prior
 from hypersiren.io import atomic_write, prepare_output_dir, write_json
 from hypersiren.registry import PRIORS
 from hypersiren.tasks.face_prior import FacePrior
 
 FIGURE_SETTINGS = ("100", "half")
+MEAN_FACE, PIXEL_GAUSSIAN = "mean face (no SIREN)", "Gaussian over pixels (no SIREN)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +52,8 @@ class ComparePriors(Config):
     eval_images: int = option(0, "evaluate at most N held-out faces, 0 = all", check=non_negative_int)
     batch_size: int = option(50, "faces per evaluation batch", check=positive_int)
     reuse: bool = option(False, "load OUT/<method>/checkpoint.safetensors when present")
+    references: bool = option(True, "also score the training faces' mean face and the conditional mean of a Gaussian "
+                                    "over their pixels (eigenfaces) on the same faces and contexts")
     out: str = option("runs/compare-priors", "output directory (one run directory per method in it)")
 
     def method_options(self) -> dict[str, list[str]]:
@@ -81,6 +87,25 @@ def train_or_load(config: ComparePriors, method: str, train_options: list[str]):
     return HyperSiren.load(checkpoint), metrics
 
 
+def score_references(config: ComparePriors, faces) -> dict[str, tuple[dict, object]]:
+    """Name -> (metrics, examples) of the completions without a SIREN (``--references``), none above
+    ``reference_completions.MAX_RESOLUTION``."""
+    from hypersiren.data.faces import load_faces
+    from hypersiren.reference_completions import MAX_RESOLUTION, PixelGaussian
+
+    if not config.references:
+        return {}
+    if config.resolution > MAX_RESOLUTION:
+        print(f"references skipped: the pixel Gaussian serves faces up to {MAX_RESOLUTION}x{MAX_RESOLUTION}")
+        return {}
+    gaussian = PixelGaussian(load_faces(config.data, "train", config.resolution, val_fraction=config.val_fraction))
+    completers = {MEAN_FACE: lambda images, masks: gaussian.mean_face().to(images).expand_as(images),
+                  PIXEL_GAUSSIAN: gaussian.complete}
+    return {name: evaluate_completion(complete, faces, settings=config.settings, seed=config.seed,
+                                      batch_size=config.batch_size, progress=False)
+            for name, complete in completers.items()}
+
+
 def budget(config: ComparePriors) -> str:
     """The training budget every method had, in words."""
     limits = [f"at most {config.steps:,} steps"]
@@ -95,8 +120,12 @@ def budget(config: ComparePriors) -> str:
 def comparison_table(rows: dict[str, dict], count: int, resolution: int, settings: tuple[str, ...], spent: str) -> str:
     header = ["method", "parameters", "steps", "train s/step", "complete ms/image"] + [f"PSNR {s}" for s in settings] \
         + [f"SSIM {s}" for s in settings]
-    cells = [[method, f"{row['params']:,}", f"{row['steps']:,}", f"{row['sec_per_step']:.3f}", f"{row['ms_per_image']:.2f}",
-              *(f"{row['metrics'][s]['psnr']:.2f}" for s in settings), *(f"{row['metrics'][s]['ssim']:.3f}" for s in settings)]
+    def cell(value, form: str) -> str:
+        return "-" if value is None else format(value, form)
+
+    cells = [[method, cell(row['params'], ","), cell(row['steps'], ","), cell(row['sec_per_step'], ".3f"),
+              f"{row['ms_per_image']:.2f}", *(f"{row['metrics'][s]['psnr']:.2f}" for s in settings),
+              *(f"{row['metrics'][s]['ssim']:.3f}" for s in settings)]
              for method, row in rows.items()]
     return experiments.markdown_table(f"Completion of {count} held-out faces at {resolution}x{resolution} (PSNR in dB on "
                                       "[0, 1] pixels, per-image means; same contexts for every method). Training: "
@@ -126,6 +155,12 @@ def run(config: ComparePriors, train_options: list[str]) -> None:
                         "config": model.prior.config.to_dict()}
         examples[method], masks = shown, shown.masks
         print(f"{method}: " + ", ".join(f"{s} {metrics[s]['psnr']:.2f} dB" for s in config.settings), flush=True)
+    for name, (metrics, shown) in score_references(config, faces).items():
+        rows[name] = {"params": None, "steps": None, "sec_per_step": None, "metrics": metrics,
+                      "ms_per_image": 1000 * shown.seconds / (len(faces) * len(config.settings))}
+        if name == PIXEL_GAUSSIAN:
+            examples[name] = shown
+        print(f"{name}: " + ", ".join(f"{s} {metrics[s]['psnr']:.2f} dB" for s in config.settings), flush=True)
     table = comparison_table(rows, len(faces), config.resolution, config.settings, budget(config))
     write_json(out / "comparison.json", {"faces": len(faces), "resolution": config.resolution,
                                          "budget": config.to_dict(), "methods": rows})

@@ -4,8 +4,9 @@
         --data /path/to/faces --val-fraction 0.125 --out runs/context-trust
 
 The basis prior (``hypersiren.priors.basis``) fits each face's SIREN to the known pixels under observation noise
-lambda = lambda(n) e^t, lambda(n) a trained function of the count n of known pixels and t the set transformer's
-judgement of the context (``BasisPrior.log_noise_factor``): t > 0 leans on the prior, t < 0 follows the pixels.
+lambda = exp(a + c log(n / 100) + beta t), n the count of known pixels and t the set transformer's judgement of the
+context (``BasisPrior.log_noise_factor``): t > 0 leans on the prior, t < 0 follows the pixels. a, c and beta are
+those the checkpoint's calibration refitted (``BasisPrior.trust``).
 This script shows what the encoder learned: for the held-out faces, t (mean, range) and the median lambda for
 random pixels of several counts and for each half of the face known. Writes OUT/trust.md and OUT/trust.json.
 """
@@ -55,14 +56,17 @@ def run(config: ContextTrust) -> None:
             lam = prior.ridge_lambda(known, t)
             rows[name] = {"known": known.mean().item(), "t_mean": t.mean().item(),
                           "t_min": t.min().item(), "t_max": t.max().item(), "lambda_median": lam.median().item()}
+    a, c, beta = prior.trust().tolist()
     lines = [f"The basis prior's judgement of {len(faces)} held-out faces' contexts at {model.resolution}x"
-             f"{model.resolution}: t = log of the factor on the fit's noise (> 0: leans on the prior).", "",
+             f"{model.resolution}: t = log of the factor on the fit's noise (> 0: leans on the prior); lambda = "
+             f"exp({a:.2f} + {c:.2f} log(n / 100) + {beta:.2f} t).", "",
              "| context | known pixels | t mean | t range | median lambda |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {name} | {row['known']:.0f} | {row['t_mean']:+.2f} | {row['t_min']:+.2f} to {row['t_max']:+.2f} | "
               f"{row['lambda_median']:.3g} |" for name, row in rows.items()]
     with atomic_write(out / "trust.md", "w") as f:
         f.write("\n".join(lines) + "\n")
-    write_json(out / "trust.json", {"config": config.to_dict(), "faces": len(faces), "contexts": rows})
+    write_json(out / "trust.json", {"config": config.to_dict(), "faces": len(faces), "trust": {"a": a, "c": c, "beta": beta},
+                                    "contexts": rows})
     print("\n".join(lines))
     print(f"wrote {out}/ (trust.md, trust.json)")
 

@@ -168,6 +168,58 @@ def test_calibration_is_the_shrunk_exact_statistics_and_used_outside_training():
     assert gaussian.statistics()[1] is gaussian.calibrated_covariance
 
 
+def test_calibration_refits_lambda_for_the_calibrated_statistics():
+    """A lambda far too large (the prior swamps the context) is refitted by ``calibrate`` on the training faces:
+    new faces of the training faces' family are then completed far better, deterministically, and training (or a
+    prior never calibrated) keeps the trained lambda."""
+    torch.manual_seed(0)
+    prior = BasisPrior(**TINY, ridge=30.0).eval()
+    data = torch.Generator().manual_seed(1)
+    features = prior.grid_features(8, torch.device("cpu"), torch.float32)
+    base, *patterns = (features @ torch.randn(25, 3, generator=data) * 0.1 for _ in range(3))
+    def make(count):
+        amplitudes = torch.randn(count, 2, 1, 1, generator=data)
+        faces = base + amplitudes[:, 0] * patterns[0] + amplitudes[:, 1] * patterns[1]
+        return faces.transpose(1, 2).reshape(-1, 3, 8, 8)
+    train, test, masks = make(40), make(8), random_masks(8, 8, 0.3)
+    def error():
+        with torch.no_grad():
+            completed = prior.render_grid(prior.infer(test, masks), 8, 1 << 20)
+            return (completed - test.flatten(2).transpose(1, 2)).pow(2).mean()
+    trained = prior.trust().clone()
+    prior.calibrate([train[:20], train[20:]])
+    refitted = prior.trust().clone()
+    assert prior.trust() is prior.calibrated_trust and refitted[0] < trained[0] - 3  # lambda e^3 times smaller at least
+    fitted_error = error()
+    prior.calibrate([train[:20], train[20:]])
+    torch.testing.assert_close(prior.calibrated_trust, refitted)  # the same contexts every time
+    with torch.no_grad():
+        prior.calibrated_trust.copy_(trained)  # the calibrated statistics without the refit
+    assert fitted_error < 0.2 * error()
+    prior.train()
+    torch.testing.assert_close(prior.trust(), trained)
+    assert BasisPrior(**TINY, ridge=30.0).eval().trust()[0].item() == pytest.approx(trained[0].item())
+
+
+def test_the_lambda_refit_completes_each_face_under_statistics_without_it_and_its_mirror(monkeypatch):
+    from hypersiren.priors.code_gaussian import CodeGaussian
+
+    seen = []
+    calibrate = CodeGaussian.calibrate
+    monkeypatch.setattr(CodeGaussian, "calibrate", lambda self, codes: (seen.append(codes), calibrate(self, codes)))
+    torch.manual_seed(0)
+    prior = BasisPrior(**TINY).eval()
+    images = torch.cat([faces(6, 8), faces(11, 8)[6:]])  # 11 faces in two batches, each also mirrored
+    prior.calibrate([images[:6], images[6:]], mirror=True)
+    least_squares = prior._least_squares(prior.grid_features(8, torch.device("cpu"), torch.float32))
+    codes, mirrored = (prior._whole_image_codes(x, least_squares).float() for x in (images, images.flip(-1)))
+    assert len(seen) == 3 and prior.code_prior.calibrated_count == 22
+    torch.testing.assert_close(seen[0], torch.cat([codes, mirrored]))  # the prior's statistics: every face
+    for fold, statistics in zip((0, 1), seen[1:]):  # the refit's: the other fold's faces and their mirror images
+        others = torch.arange(11) % 2 != fold
+        torch.testing.assert_close(statistics, torch.cat([codes[others], mirrored[others]]))
+
+
 def test_a_few_pixels_move_the_whole_face_the_way_training_faces_vary():
     """Faces that differ only by the amplitude of one pattern (per colour channel: a 3-dimensional family): the
     learned covariance is that family, so four known pixels recover the whole face, where the isotropic prior the

@@ -287,8 +287,13 @@ def test_compare_priors_and_refine_sweep_scripts(tmp_path, capsys):
                             "1", "--settings", "100,half", "--eval-images", "3", "--method-args", "functa=--latent-dim 8",
                             "--out", str(out), "--", *TRAIN]) == 0
     result = json.loads((out / "comparison.json").read_text())
-    assert set(result["methods"]) == {"maml", "functa"} and result["faces"] == 3
-    assert all(1 <= row["steps"] < 100000 for row in result["methods"].values())  # the CPU budget stopped each
+    references = {"mean face (no SIREN)", "Gaussian over pixels (no SIREN)"}  # --references, the default
+    assert set(result["methods"]) == {"maml", "functa"} | references and result["faces"] == 3
+    assert all(1 <= result["methods"][m]["steps"] < 100000 for m in ("maml", "functa"))  # the CPU budget stopped each
+    gaussian = result["methods"]["Gaussian over pixels (no SIREN)"]
+    assert gaussian["steps"] is None and gaussian["metrics"]["half"]["psnr"] > result["methods"]["mean face (no SIREN)"][
+        "metrics"]["half"]["psnr"]  # the known half moves the rest of the face
+    assert "| Gaussian over pixels (no SIREN) | - | - | - |" in (out / "comparison.md").read_text()
     assert "0.0001 min of CPU time per method, 1 thread" in (out / "comparison.md").read_text()
     assert set(result["methods"]["functa"]["metrics"]) == {"100", "half"}
     assert "| maml |" in (out / "comparison.md").read_text() and (out / "completions.png").is_file()

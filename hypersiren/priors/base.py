@@ -45,9 +45,10 @@ class FunctionPrior(nn.Module):
         """The code of each image from its known pixels only (pixels outside ``masks`` must not be read)."""
         raise NotImplementedError
 
-    def calibrate(self, batches: Iterable[Tensor]) -> None:
+    def calibrate(self, batches: Iterable[Tensor], mirror: bool = False) -> None:
         """Fit, after training, what the prior estimates from its training faces rather than learns by gradient
-        descent, from ``batches`` of whole faces (B, 3, R, R) in [-1, 1]; most priors have nothing to fit."""
+        descent, from ``batches`` of whole faces (B, 3, R, R) in [-1, 1] and with ``mirror`` their mirror images (the
+        faces ``--flip`` training sees); most priors have nothing to fit."""
 
     def context_scalars(self, images: Tensor, masks: Tensor) -> dict[str, Tensor]:
         """Named per-image scalars (B,) about how the prior reads the contexts ``masks`` (B, R, R) of ``images``

@@ -12,16 +12,24 @@ written as one matrix on the features [basis, 1]). Given a context (the known pi
 2. the known pixels then fit (W, b) in closed form (``hypersiren.nn.ridge``, a differentiable solver layer as in
    R2-D2, Bertinetto et al. 2019): the posterior mean under the prior N(M, S) per colour channel, M and S the mean
    and covariance of the training faces' output layers, with observation noise lambda = exp(a + c log(n / 100) + t)
-   for n known pixels, a and c trained.
+   for n known pixels, a and c trained (and refitted by ``calibrate``, below).
 
 M and S are statistics, not weights (``hypersiren.priors.code_gaussian``): each training step fits every face of
 the batch on the current basis from all of its pixels and moves the running mean and covariance of those fits
-towards the batch's (``--code-momentum``); ``calibrate`` replaces them by exact ones on the final basis. S is
+towards the batch's (``--code-momentum``); ``calibrate`` replaces them by exact ones on the final basis, and
+refits lambda for them (below). S is
 what carries the faces' structure into the fit (which pixels vary together, as eigenfaces do): with it, a few
 known pixels move the whole face the way training faces move, where an isotropic prior would only move their
 neighbourhood. (A second head predicting a correction to M learned nothing, and silenced its own noise by
 flattening the encoder's latent, so that the encoder could not judge the context either; the design has no
 such head.)
+
+lambda's parameters and the head learn under the running statistics, which lag behind the basis; under the exact
+ones the fit wants less noise (the dev split's 10-pixel PSNR gains 0.1 dB from it). So ``calibrate`` also refits
+lambda = exp(a + c log(n / 100) + beta t) for the calibrated statistics: a, c and beta (the weight of the head's
+t, 1 in training) minimise the training loss on training contexts of some training faces, each face completed
+under statistics computed without it and its mirror image (two folds), so that the fit sees the faces it will
+be used on as new ones.
 
 Training minimises the mean over faces of log(MSE) of the prediction at the target pixels, i.e. maximises
 their mean PSNR, the protocol's metric. The code of a face is its output layer, (W, b) flattened: a vector of
@@ -39,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from hypersiren.config import option, override, positive_float, positive_int, unit_fraction
+from hypersiren.data.context import training_masks
 from hypersiren.data.grid import grid
 from hypersiren.nn.ridge import ridge_fit
 from hypersiren.nn.set_transformer import SetTransformer
@@ -52,6 +61,8 @@ CACHED_GRIDS = 2  # grids kept per kind: the context's resolution and one render
 RIDGE_STEP = 30.0  # lambda's two parameters are stored divided by this, so Adam moves them 30x faster
 LOG_MSE_FLOOR = 1e-5  # added to each face's MSE (network units) before the log: ~56 dB
 FIT_JITTER = 1e-6  # regularisation of the whole-image fits the running statistics track, relative to the Gram's scale
+TRUST_FACES = 64  # training faces whose contexts refit lambda for the calibrated statistics (two folds)
+TRUST_ITERATIONS = 12  # L-BFGS iterations of that refit: 64 contexts, ~10 s at 32x32 on one CPU thread
 
 
 def _autocast_off(method):
@@ -100,6 +111,7 @@ class BasisPrior(FunctionPrior):
         nn.init.zeros_(self.head[-1].bias)
         self.ridge_parameters = nn.Parameter(torch.tensor([math.log(c.ridge), 0.0]) / RIDGE_STEP)
         self.code_prior = CodeGaussian(c.basis_features + 1, 3, c.code_momentum, c.shrinkage)  # N(M, S)
+        self.register_buffer("calibrated_trust", torch.tensor([math.log(c.ridge), 0.0, 1.0]))  # (a, c, beta): calibrate
         self._grids: dict[tuple, tuple[tuple, tuple[Tensor, ...]]] = {}  # (kind, R, device, dtype) -> (state, values)
 
     @property
@@ -143,17 +155,27 @@ class BasisPrior(FunctionPrior):
         return self._cached("features", resolution, device, dtype,
                             lambda coords: (self.features(coords).T.contiguous(),))[0].T
 
-    def _prior_terms(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """What ``_posterior`` needs of features F (P, d + 1): F M (P, 3), the prior's mean face, L^T stored
-        contiguously (L the prior's factor), and F L (P, d + 1), the features in which the prior is isotropic."""
-        factor = self.code_prior.factor().to(features.dtype)
-        return features @ self.code_prior.statistics()[0], factor.T.contiguous(), features @ factor
+    def _prior_terms(self, features: Tensor, code_prior: CodeGaussian | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """What ``_posterior`` needs of features F (P, d + 1) under ``code_prior`` N(M, S) (default: the prior's):
+        F M (P, 3), the prior's mean face, L^T stored contiguously (L its factor), and F L (P, d + 1), the features in
+        which the prior is isotropic."""
+        code_prior = self.code_prior if code_prior is None else code_prior
+        factor = code_prior.factor().to(features.dtype)
+        return features @ code_prior.statistics()[0].to(features.dtype), factor.T.contiguous(), features @ factor
 
-    def ridge_lambda(self, counts: Tensor, log_factor: Tensor | float = 0.0) -> Tensor:
-        """lambda (B,) of the closed-form fit for contexts of ``counts`` (B,) known pixels, times e^``log_factor`` (B,)
-        (the head's judgement of each context, t)."""
-        log_lambda, slope = self.ridge_parameters * RIDGE_STEP
-        return torch.exp(log_lambda + slope * torch.log(counts.clamp_min(1) / 100) + log_factor)
+    def trust(self) -> Tensor:
+        """(a, c, beta) of lambda = exp(a + c log(n / 100) + beta t): the trained a and c and beta = 1 while training
+        or before ``calibrate``, the refitted ones (``calibrated_trust``) with the calibrated statistics."""
+        return self.calibrated_trust if self.code_prior.calibrated else self._trained_trust()
+
+    def _trained_trust(self) -> Tensor:
+        return torch.cat([self.ridge_parameters * RIDGE_STEP, self.ridge_parameters.new_ones(1)])
+
+    def ridge_lambda(self, counts: Tensor, log_factor: Tensor | float = 0.0, trust: Tensor | None = None) -> Tensor:
+        """lambda (B,) of the closed-form fit for contexts of ``counts`` (B,) known pixels given the head's judgement
+        t = ``log_factor`` (B,) of each, with ``trust`` (a, c, beta) (default: ``trust()``)."""
+        log_lambda, slope, weight = self.trust() if trust is None else trust
+        return torch.exp(log_lambda + slope * torch.log(counts.clamp_min(1) / 100) + weight * log_factor)
 
     def log_noise_factor(self, images: Tensor, masks: Tensor) -> Tensor:
         """t (B,): the set transformer's judgement of each context of images (B, 3, R, R) with known pixels ``masks``
@@ -203,18 +225,63 @@ class BasisPrior(FunctionPrior):
         self.code_prior.track(self._whole_image_codes(images, self._least_squares(features)))
 
     @torch.no_grad()
-    def calibrate(self, batches: Iterable[Tensor]) -> None:
+    def calibrate(self, batches: Iterable[Tensor], mirror: bool = False) -> None:
         """Set the prior's mean and covariance used outside training (``CodeGaussian.calibrate``) to the statistics
-        of the faces in ``batches`` (B, 3, R, R) in [-1, 1], all of one resolution, fitted on the trained basis. The
-        running statistics lag behind the basis, which moves while they average: like "precise" batch-norm
-        statistics, this recomputes them once."""
-        codes, least_squares = [], None
+        of the faces in ``batches`` (B, 3, R, R) in [-1, 1], all of one resolution, and with ``mirror`` their mirror
+        images, fitted on the trained basis; then refit lambda for them (``calibrated_trust``, see the module
+        docstring). The running statistics lag behind the basis, which moves while they average: like "precise"
+        batch-norm statistics, this recomputes them once."""
+        codes, mirrored, kept, least_squares = [], [], [], None
         for images in batches:
             if least_squares is None:  # the basis on the faces' grid and its Gram's factor: once for all batches
                 least_squares = self._least_squares(self.grid_features(images.shape[-1], images.device, images.dtype))
             codes.append(self._whole_image_codes(images, least_squares).float())
-        if codes:
-            self.code_prior.calibrate(torch.cat(codes))
+            if mirror:
+                mirrored.append(self._whole_image_codes(images.flip(-1), least_squares).float())
+            kept.append(images[:max(TRUST_FACES - sum(map(len, kept)), 0)])
+        if not codes:
+            return
+        codes, mirrored = torch.cat(codes), torch.cat(mirrored) if mirror else None
+        self.code_prior.calibrate(codes if mirrored is None else torch.cat([codes, mirrored]))
+        kept = torch.cat(kept)
+        enough = len(kept) >= 4  # two folds of at least two faces, and at least two faces outside each
+        self.calibrated_trust.copy_(self._fit_trust(kept, codes, mirrored) if enough else self._trained_trust())
+
+    def _fit_trust(self, faces: Tensor, codes: Tensor, mirrored: Tensor | None) -> Tensor:
+        """(a, c, beta) minimising the training loss of the closed-form fit on training contexts of ``faces`` (K, 3,
+        R, R), the first K faces of ``codes`` (N, d + 1, 3) (their mirror images: ``mirrored``), each completed under
+        the statistics of the faces of the other fold (even and odd positions) rather than its own."""
+        generator = torch.Generator().manual_seed(0)  # the same contexts at every calibration: a deterministic fit
+        masks = training_masks(len(faces), faces.shape[-1], generator).to(faces.device)
+        judgement = self.log_noise_factor(faces, masks)
+        features = self.grid_features(faces.shape[-1], faces.device, faces.dtype)
+        folds = []
+        for fold in (0, 1):
+            held = torch.zeros(len(codes), dtype=torch.bool, device=codes.device)
+            held[fold:len(faces):2] = True
+            others = codes[~held] if mirrored is None else torch.cat([codes[~held], mirrored[~held]])
+            statistics = CodeGaussian(*self.code_prior.running_mean.shape, self.code_prior.momentum,
+                                      self.code_prior.shrinkage).to(codes.device).eval()
+            statistics.calibrate(others)
+            mean_face, _, whitened = self._prior_terms(features, statistics)
+            chosen = held[:len(faces)]
+            folds.append((mean_face, whitened, faces[chosen].flatten(2).transpose(1, 2), masks[chosen].flatten(1),
+                          judgement[chosen]))
+        trust = self._trained_trust().detach().requires_grad_()
+
+        def loss() -> Tensor:
+            optimizer.zero_grad()
+            total = sum(_log_mse(mean_face + whitened @ ridge_fit(whitened, known, values - mean_face,
+                                                                  self.ridge_lambda(known.sum(dim=1), t, trust)),
+                                 values).sum() for mean_face, whitened, values, known, t in folds)
+            total = total / len(faces)
+            total.backward()
+            return total
+
+        with torch.enable_grad():
+            optimizer = torch.optim.LBFGS([trust], max_iter=TRUST_ITERATIONS, line_search_fn="strong_wolfe")
+            optimizer.step(loss)
+        return trust.detach()
 
     def render(self, code: Tensor, coords: Tensor) -> Tensor:
         """Values (B, N, 3) of the faces ``code`` (B, (d + 1) * 3) describes at coords (B, N, 2); coords shared by the
@@ -239,10 +306,16 @@ class BasisPrior(FunctionPrior):
         if self.training:
             self.track_codes(images, features.detach())
         codes = self._posterior(images, masks, *self._prior_terms(features))
-        errors = (self.render(codes, target_coords) - target_values).pow(2).flatten(1).mean(dim=1)
-        loss = torch.log(errors + LOG_MSE_FLOOR).mean()
+        predictions = self.render(codes, target_coords)
         lambda_100 = self.ridge_lambda(images.new_tensor([100.0]))[0].detach()
-        return loss, {"mse": errors.mean().detach(), "lambda_100": lambda_100}
+        return _log_mse(predictions, target_values).mean(), {"mse": (predictions - target_values).pow(2).mean().detach(),
+                                                             "lambda_100": lambda_100}
+
+
+def _log_mse(predictions: Tensor, targets: Tensor) -> Tensor:
+    """log(MSE + LOG_MSE_FLOOR) per face (B,) of predictions (B, N, C) of targets (B, N, C): the training loss's
+    terms, whose mean over faces is minus the mean PSNR up to constants."""
+    return torch.log((predictions - targets).pow(2).flatten(1).mean(dim=1) + LOG_MSE_FLOOR)
 
 
 def _shared_matmul(matrix_t: Tensor, batch: Tensor) -> Tensor:

@@ -29,10 +29,15 @@ class CodeGaussian(nn.Module):
         self.register_buffer("calibrated_covariance", torch.eye(dim))
         self.register_buffer("calibrated_count", torch.zeros((), dtype=torch.long))  # codes calibrated on
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether ``statistics`` are the calibrated ones: outside training, once calibrated."""
+        return not self.training and bool(self.calibrated_count > 0)
+
     def statistics(self) -> tuple[Tensor, Tensor]:
         """M (dim, channels) and S (dim, dim): the running ones while training, the calibrated ones outside it when
         there are."""
-        if not self.training and self.calibrated_count > 0:
+        if self.calibrated:
             return self.calibrated_mean, self.calibrated_covariance
         return self.running_mean, self.running_covariance
 

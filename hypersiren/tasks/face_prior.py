@@ -169,9 +169,7 @@ class FacePrior(Task):
         weights = tuple((p.data_ptr(), p._version) for p in self.model.parameters())  # see engine.make_optimizer
         if weights != self.calibrated_weights:
             batches = face_batches(self.model, training_subset(self.faces.faces), self.config.batch_size)
-            if self.config.flip:  # the faces training sees: each one also mirrored
-                batches = (faces for batch in batches for faces in (batch, batch.flip(-1)))
-            self.model.calibrate(batches)
+            self.model.calibrate(batches, mirror=self.config.flip)  # with --flip, the faces training sees
             self.calibrated_weights = weights
 
     def metrics(self) -> dict[str, float]:
