@@ -7,7 +7,7 @@ Trains every method (``--methods``, default: every registered one) with ``hypers
 training faces with the same budget (steps, seed, resolution and the ``train prior`` options after ``--``;
 ``--method-args METHOD=OPTIONS`` adds options for one method), or loads the run OUT/<method> already holds when
 ``--reuse`` is given, then evaluates each on the same held-out faces and contexts (10 / 100 / 1000 pixels, top
-half, full image). With ``--references`` (the default) two completions without a SIREN are scored on the same
+half, full image). Unless ``--no-references`` is given, two completions without a SIREN are scored on the same
 faces and contexts, to read the priors against: the training faces' mean face, and the conditional mean of a
 Gaussian over their pixels (eigenfaces, ``hypersiren.reference_completions``; up to 64x64). Writes
 OUT/comparison.md and OUT/comparison.json (PSNR and SSIM per context, parameters, training seconds per step,
@@ -88,7 +88,7 @@ def train_or_load(config: ComparePriors, method: str, train_options: list[str]):
 
 
 def score_references(config: ComparePriors, faces) -> dict[str, tuple[dict, object]]:
-    """Name -> (metrics, examples) of the completions without a SIREN (``--references``), none above
+    """Name -> (metrics, examples) of the completions without a SIREN (unless ``--no-references``), none above
     ``reference_completions.MAX_RESOLUTION``."""
     from hypersiren.data.faces import load_faces
     from hypersiren.reference_completions import MAX_RESOLUTION, PixelGaussian

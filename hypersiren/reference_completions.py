@@ -37,8 +37,8 @@ class PixelGaussian:
                              f"{MAX_RESOLUTION} faces, got {resolution}x{resolution}")
         total, outer, count = 0.0, 0.0, 0
         for start in range(0, len(faces), chunk):
-            part = faces[start:start + chunk].double()
-            part = part / 255 if not faces[:1].is_floating_point() else part
+            part = faces[start:start + chunk]
+            part = part.double() / (1 if part.is_floating_point() else 255)
             for images in (part, part.flip(-1)) if mirror else (part,):
                 pixels = images.flatten(2)  # (B, 3, P)
                 total = total + pixels.sum(dim=0)

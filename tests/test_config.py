@@ -61,6 +61,15 @@ def _parse(config_cls, argv, defaults=None):
     return from_args(config_cls, parser.parse_args(argv), defaults)
 
 
+def test_a_flag_on_by_default_is_turned_off_by_no_name_and_its_help_says_so():
+    parser = Parser(prog="test")
+    add_arguments(parser, FacePrior.Config)
+    help_text = " ".join(parser.format_help().split())
+    assert "--no-flip turn off (on by default): random horizontal flips" in help_text
+    assert "--resume continue the run" in help_text  # off by default: its own name, its own words
+    assert _parse(FacePrior.Config, ["--no-flip"]).flip is False and _parse(FacePrior.Config, []).flip is True
+
+
 def test_command_line_and_python_build_the_same_config():
     assert _parse(FitImage.Config, ["camera", "--size", "12", "--no-progress", "--resume"]) == FitImage.Config(
         input="camera", size=12, engine={"progress": False, "resume": True})

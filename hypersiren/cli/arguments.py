@@ -120,7 +120,10 @@ def _kwargs(f, hint: Any, default: Any) -> dict:
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
     if hint is bool:
-        kwargs["action"] = "store_false" if field_default(f) is True else "store_true"
+        on_by_default = field_default(f) is True
+        kwargs["action"] = "store_false" if on_by_default else "store_true"
+        if on_by_default and _names(f)[0].startswith("--no-"):  # say what --no-NAME turns off
+            kwargs["help"] = f"turn off (on by default): {kwargs['help']}"
         return kwargs
     if typing.get_origin(hint) is not tuple and type(None) in typing.get_args(hint):  # X | None
         hint = next(a for a in typing.get_args(hint) if a is not type(None))

@@ -260,10 +260,7 @@ class BasisPrior(FunctionPrior):
             held = torch.zeros(len(codes), dtype=torch.bool, device=codes.device)
             held[fold:len(faces):2] = True
             others = codes[~held] if mirrored is None else torch.cat([codes[~held], mirrored[~held]])
-            statistics = CodeGaussian(*self.code_prior.running_mean.shape, self.code_prior.momentum,
-                                      self.code_prior.shrinkage).to(codes.device).eval()
-            statistics.calibrate(others)
-            mean_face, _, whitened = self._prior_terms(features, statistics)
+            mean_face, _, whitened = self._prior_terms(features, self.code_prior.calibrated_on(others))
             chosen = held[:len(faces)]
             folds.append((mean_face, whitened, faces[chosen].flatten(2).transpose(1, 2), masks[chosen].flatten(1),
                           judgement[chosen]))

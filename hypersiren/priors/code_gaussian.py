@@ -58,6 +58,13 @@ class CodeGaussian(nn.Module):
         second = rank_average(centred.T @ centred / len(centred))
         self.running_covariance.lerp_(second.to(self.running_covariance.dtype), self.momentum)
 
+    def calibrated_on(self, codes: Tensor) -> CodeGaussian:
+        """A new CodeGaussian of the same shape and shrinkage, in eval mode, calibrated on ``codes`` (N, dim,
+        channels): the prior other faces would give."""
+        other = CodeGaussian(*self.running_mean.shape, self.momentum, self.shrinkage).to(codes.device).eval()
+        other.calibrate(codes)
+        return other
+
     @torch.no_grad()
     def calibrate(self, codes: Tensor) -> None:
         """Set the calibrated statistics to those of ``codes`` (N, dim, channels), the covariance shrunk by
