@@ -4,11 +4,12 @@
         --data /path/to/faces --val-fraction 0.125 --out runs/context-trust
 
 The basis prior (``hypersiren.priors.basis``) fits each face's SIREN to the known pixels under observation noise
-lambda = exp(a + c log(n / 100) + beta t), n the count of known pixels and t the set transformer's judgement of the
-context (``BasisPrior.log_noise_factor``): t > 0 leans on the prior, t < 0 follows the pixels. a, c and beta are
-those the checkpoint's calibration refitted (``BasisPrior.trust``).
-This script shows what the encoder learned: for the held-out faces, t (mean, range) and the median lambda for
-random pixels of several counts and for each half of the face known. Writes OUT/trust.md and OUT/trust.json.
+lambda = exp(a + c log(n / 100) + e s + beta t), n the count of known pixels, s their spread
+(``hypersiren.data.context.context_spread``) and t the set transformer's judgement of the context
+(``BasisPrior.log_noise_factor``): t > 0 leans on the prior, t < 0 follows the pixels. a, c, e and beta are those
+the checkpoint's calibration refitted (``BasisPrior.trust``).
+This script shows how the prior judges contexts: for the held-out faces, the spread, t (mean, range) and the
+median lambda for random pixels of several counts and for each half of the face known. Writes OUT/trust.md and OUT/trust.json.
 """
 import sys
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ def contexts(config: ContextTrust, count: int, resolution: int) -> dict[str, tor
 
 def run(config: ContextTrust) -> None:
     from hypersiren.prior import HyperSiren
-    from hypersiren.priors.basis import BasisPrior
+    from hypersiren.priors.basis import BasisPrior, context_terms
 
     model = HyperSiren.load(config.checkpoint)
     prior = model.prior
@@ -52,21 +53,23 @@ def run(config: ContextTrust) -> None:
         for name, masks in contexts(config, len(faces), model.resolution).items():
             masks = masks.to(model.device)
             t = prior.log_noise_factor(faces, masks)
-            known = masks.flatten(1).sum(dim=1).to(t.dtype)
-            lam = prior.ridge_lambda(known, t)
-            rows[name] = {"known": known.mean().item(), "t_mean": t.mean().item(),
+            terms = context_terms(masks)
+            lam = prior.ridge_lambda(terms, t)
+            rows[name] = {"known": masks.flatten(1).sum(dim=1).float().mean().item(),
+                          "spread_mean": terms[:, 1].mean().item(), "t_mean": t.mean().item(),
                           "t_min": t.min().item(), "t_max": t.max().item(), "lambda_median": lam.median().item()}
-    a, c, beta = prior.trust().tolist()
+    a, c, e, beta = prior.trust().tolist()
     lines = [f"The basis prior's judgement of {len(faces)} held-out faces' contexts at {model.resolution}x"
              f"{model.resolution}: t = log of the factor on the fit's noise (> 0: leans on the prior); lambda = "
-             f"exp({a:.2f} + {c:.2f} log(n / 100) + {beta:.2f} t).", "",
-             "| context | known pixels | t mean | t range | median lambda |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {name} | {row['known']:.0f} | {row['t_mean']:+.2f} | {row['t_min']:+.2f} to {row['t_max']:+.2f} | "
+             f"exp({a:.2f} + {c:.2f} log(n / 100) + {e:.2f} s + {beta:.2f} t), s the spread of the known pixels.", "",
+             "| context | known pixels | spread s | t mean | t range | median lambda |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {row['known']:.0f} | {row['spread_mean']:+.2f} | {row['t_mean']:+.2f} | "
+              f"{row['t_min']:+.2f} to {row['t_max']:+.2f} | "
               f"{row['lambda_median']:.3g} |" for name, row in rows.items()]
     with atomic_write(out / "trust.md", "w") as f:
         f.write("\n".join(lines) + "\n")
-    write_json(out / "trust.json", {"config": config.to_dict(), "faces": len(faces), "trust": {"a": a, "c": c, "beta": beta},
-                                    "contexts": rows})
+    write_json(out / "trust.json", {"config": config.to_dict(), "faces": len(faces),
+                                    "trust": {"a": a, "c": c, "e": e, "beta": beta}, "contexts": rows})
     print("\n".join(lines))
     print(f"wrote {out}/ (trust.md, trust.json)")
 

@@ -1,14 +1,16 @@
 """The basis prior: its closed-form fit (against a direct solve and finite differences), its set transformer
 (permutation and padding invariance, mixed context sizes), masking, training, checkpoints and the CLI."""
+import numpy as np
 import pytest
 import torch
 
+from hypersiren.data.context import context_spread, half_masks, random_pixel_masks
 from hypersiren.data.grid import grid
 from hypersiren.engine import make_optimizer
 from hypersiren.nn.ridge import ridge_fit
 from hypersiren.nn.set_transformer import SetTransformer
 from hypersiren.priors import PRIORS
-from hypersiren.priors.basis import BasisPrior
+from hypersiren.priors.basis import BasisPrior, context_terms
 from hypersiren.priors.inner_loop import padded_context
 from tests.test_meta_priors import faces, random_masks
 
@@ -129,12 +131,15 @@ def test_the_fit_is_the_gaussian_posterior_mean_under_the_running_statistics():
     prior.eval()
     with torch.no_grad():
         prior.head[-1].weight.normal_(0, 0.01)  # a trained head: judges each context's noise
+        prior.ridge_parameters[1:] = torch.tensor([0.2, 0.3]) / 30  # lambda's slopes in log n and in the spread
         inferred = prior.infer(images, masks).reshape(5, 25, 3)
         factor = (prior.head(prior.encoder(*padded_context(images, masks)))[:, 0] * 30).exp()  # stored / 30
         torch.testing.assert_close(prior.log_noise_factor(images, masks), factor.log())
         assert (factor - 1).abs().min() > 0.05
         covariance = gaussian.running_covariance + 0.05 * gaussian.running_covariance.diagonal().mean() * eye
-        lam = prior.ridge_lambda(masks.flatten(1).sum(dim=1)) * factor
+        counts = masks.flatten(1).sum(dim=1).double()
+        lam = (prior.ridge_parameters[0] * 30 + 0.2 * torch.log(counts / 100) + 0.3 * context_spread(masks)).exp()
+        lam = lam * factor
         for face in range(5):
             known = features[masks[face].flatten()]
             residual = values[face][masks[face].flatten()] - known @ gaussian.running_mean
@@ -271,12 +276,16 @@ def test_a_few_steps_lower_the_loss():
     assert losses[-1] < losses[0] - 0.1 and set(logs) == {"mse", "lambda_100"}
 
 
-def test_lambda_follows_the_context_size():
+def test_lambda_follows_the_context_size_and_spread():
     prior = BasisPrior(**TINY, ridge=2.0)
     with torch.no_grad():
-        prior.ridge_parameters[1] = 0.5 / 30  # slope 0.5 in log lambda per log pixel count
-    lam = prior.ridge_lambda(torch.tensor([100.0, 400.0]))
-    torch.testing.assert_close(lam, torch.tensor([2.0, 4.0]))
+        prior.ridge_parameters[1:] = torch.tensor([0.5, 0.7]) / 30  # slopes in log pixel count and in the spread
+    half, scattered = half_masks(1, 8, "top"), random_pixel_masks(1, 8, 32, torch.Generator().manual_seed(0))
+    terms = context_terms(torch.cat([half, scattered]))
+    torch.testing.assert_close(terms[:, 0], torch.full((2,), float(np.log(0.32))))
+    torch.testing.assert_close(terms[:, 1], context_spread(torch.cat([half, scattered])))
+    lam = prior.ridge_lambda(torch.tensor([[0.0, 0.0], [np.log(4), 0.0], [0.0, 1.0]]))
+    torch.testing.assert_close(lam, torch.tensor([2.0, 4.0, 2.0 * float(np.exp(0.7))]))
 
 
 def test_registered_and_configured_from_its_config():

@@ -1,10 +1,10 @@
-"""Context masks: exact pixel counts, determinism, regions, structured masks, inference specs."""
+"""Context masks: exact pixel counts, determinism, regions, structured masks, inference specs, spread."""
 import numpy as np
 import pytest
 import torch
 
-from hypersiren.data.context import (evaluation_masks, half_masks, mask_from_spec, random_pixel_masks,
-                                     structured_masks, training_masks)
+from hypersiren.data.context import (context_spread, evaluation_masks, half_masks, mask_from_spec,
+                                     random_pixel_masks, structured_masks, training_masks)
 from hypersiren.errors import InputError
 
 
@@ -143,3 +143,30 @@ def test_mask_from_spec_forms(tmp_path):
 def test_mask_from_spec_rejects_bad_input(spec, message):
     with pytest.raises(InputError, match=message):
         mask_from_spec(spec, 2, 8)
+
+
+def test_context_spread_closed_forms():
+    one = torch.tensor([[[False, True, False]]])  # pixel centres at -1/2, 0, 1/2 image widths: mean distance 1/3
+    full, empty = torch.ones(2, 8, 8, dtype=torch.bool), torch.zeros(1, 8, 8, dtype=torch.bool)
+    torch.testing.assert_close(context_spread(one), torch.tensor([float(np.log(2 / 3 + 0.1))]))
+    corners = torch.zeros(1, 2, 2, dtype=torch.bool)
+    corners[0, 0, 0] = corners[0, 1, 1] = True  # neighbours 1 image width apart: two pixels at 0, two at 1
+    torch.testing.assert_close(context_spread(corners), torch.tensor([float(np.log(2 * np.sqrt(2) / 2 + 0.1))]))
+    torch.testing.assert_close(context_spread(full), torch.full((2,), float(np.log(0.1))))
+    assert context_spread(empty).tolist() == [0.0]
+
+
+def test_context_spread_tells_a_known_half_from_as_many_scattered_pixels():
+    half = half_masks(4, 32, "top")
+    scattered = random_pixel_masks(4, 32, 512, gen())
+    few = random_pixel_masks(4, 32, 10, gen())
+    assert context_spread(half).min() > 1.5 and context_spread(scattered).abs().max() < 0.5
+    assert context_spread(few).abs().max() < 0.7  # scattered pixels give ~0 whatever their count
+
+
+def test_context_spread_of_large_masks_is_measured_on_32_cells_a_side():
+    coarse = random_pixel_masks(3, 32, 40, gen())
+    fine = coarse.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # each known pixel a 2x2 block at 64
+    counts = fine.flatten(1).sum(dim=1).float()
+    distance = (torch.exp(context_spread(coarse)) - 0.1) / (2 * (counts / 4).sqrt())  # the mean distance
+    torch.testing.assert_close(context_spread(fine), torch.log(2 * counts.sqrt() * distance + 0.1))

@@ -189,9 +189,10 @@ def test_context_trust_script(tmp_path, capsys, tiny_prior_checkpoint, face_fold
     assert all(row["t_min"] <= row["t_mean"] <= row["t_max"] and row["lambda_median"] > 0
                for row in result["contexts"].values())
     assert result["contexts"]["top half"]["known"] == 128 and "| top half | 128 |" in (out / "trust.md").read_text()
+    assert result["contexts"]["top half"]["spread_mean"] > result["contexts"]["100 random pixels"]["spread_mean"] + 1
     from hypersiren.prior import HyperSiren  # the lambda of the checkpoint's calibration, which completions use
     trust = HyperSiren.load(tiny_prior_checkpoint).prior.calibrated_trust.tolist()
-    assert [result["trust"][k] for k in ("a", "c", "beta")] == pytest.approx(trust)
+    assert [result["trust"][k] for k in ("a", "c", "e", "beta")] == pytest.approx(trust)
     hypernet = tmp_path / "hypernet"
     from hypersiren.cli import main as cli_main
     assert cli_main(["train", "prior", *TINY_HYPERNET, "--data", str(face_folder), "--val-fraction", "0.25",

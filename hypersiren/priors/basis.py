@@ -5,14 +5,17 @@ Every face is the SIREN ``f(x) = sin(w0 g(x)) W + b``: a shared, trained SIREN `
 sine layer (the *basis*, d features), and a linear output layer (W, b) of the face's own ((d + 1) x 3 numbers,
 written as one matrix on the features [basis, 1]). Given a context (the known pixels of a face):
 
-1. a set transformer (``hypersiren.nn.set_transformer``) reads the known (coordinate, colour) pairs and a head
-   judges how far to trust them: a factor e^t of the fit's observation noise. The count of known pixels alone
-   cannot tell a region to extrapolate from (half a face known: lean on the prior) from as many pixels scattered
-   over the face (follow them); the encoder, which sees where the pixels are and what they show, can;
+1. how far to trust the known pixels is judged: the fit's observation noise is
+   lambda = exp(a + c log(n / 100) + e s + t), for n known pixels whose *spread* is s
+   (``hypersiren.data.context.context_spread``: ~0 for pixels scattered evenly, ~2 for a known half, negative
+   when nearly every pixel is known), and t the judgement of a set transformer (``hypersiren.nn.set_transformer``)
+   that reads the known (coordinate, colour) pairs, through a small head. The count alone cannot tell a region to
+   extrapolate from (half a face known: lean on the prior) from as many pixels scattered over the face (follow
+   them); the spread can, and the encoder, which also sees what the pixels show, can add to it. a, c and e are
+   trained (and refitted by ``calibrate``, below);
 2. the known pixels then fit (W, b) in closed form (``hypersiren.nn.ridge``, a differentiable solver layer as in
    R2-D2, Bertinetto et al. 2019): the posterior mean under the prior N(M, S) per colour channel, M and S the mean
-   and covariance of the training faces' output layers, with observation noise lambda = exp(a + c log(n / 100) + t)
-   for n known pixels, a and c trained (and refitted by ``calibrate``, below).
+   and covariance of the training faces' output layers, with that observation noise.
 
 M and S are statistics, not weights (``hypersiren.priors.code_gaussian``): each training step fits every face of
 the batch on the current basis from all of its pixels and moves the running mean and covariance of those fits
@@ -26,8 +29,8 @@ such head.)
 
 lambda's parameters and the head learn under the running statistics, which lag behind the basis; under the exact
 ones the fit wants less noise (the dev split's 10-pixel PSNR gains 0.1 dB from it). So ``calibrate`` also refits
-lambda = exp(a + c log(n / 100) + beta t) for the calibrated statistics: a, c and beta (the weight of the head's
-t, 1 in training) minimise the training loss on training contexts of some training faces, each face completed
+lambda = exp(a + c log(n / 100) + e s + beta t) for the calibrated statistics: a, c, e and beta (the weight of
+the head's t, 1 in training) minimise the training loss on training contexts of some training faces, each face completed
 under statistics computed without it and its mirror image (two folds), so that the fit sees the faces it will
 be used on as new ones.
 
@@ -47,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from hypersiren.config import option, override, positive_float, positive_int, unit_fraction
-from hypersiren.data.context import training_masks
+from hypersiren.data.context import context_spread, training_masks
 from hypersiren.data.grid import grid
 from hypersiren.nn.ridge import ridge_fit
 from hypersiren.nn.set_transformer import SetTransformer
@@ -86,7 +89,7 @@ class BasisPrior(FunctionPrior):
     class Config(PriorConfig):
         hidden_features: int = override(PriorConfig, "hidden_features", 128)
         hidden_layers: int = override(PriorConfig, "hidden_layers", 2)
-        basis_features: int = option(512, "width d of the SIREN's last sine layer, which each face's output "
+        basis_features: int = option(768, "width d of the SIREN's last sine layer, which each face's output "
                                           "layer combines", check=positive_int)
         encoder_latent: int = option(128, "size of the set transformer's latent, which the head reads",
                                     check=positive_int)
@@ -109,9 +112,9 @@ class BasisPrior(FunctionPrior):
         self.head = nn.Sequential(nn.Linear(c.encoder_latent, 64), nn.GELU(), nn.Linear(64, 1))  # t / RIDGE_STEP
         nn.init.zeros_(self.head[-1].weight)  # every context starts at the noise its count gives
         nn.init.zeros_(self.head[-1].bias)
-        self.ridge_parameters = nn.Parameter(torch.tensor([math.log(c.ridge), 0.0]) / RIDGE_STEP)
+        self.ridge_parameters = nn.Parameter(torch.tensor([math.log(c.ridge), 0.0, 0.0]) / RIDGE_STEP)  # (a, c, e)
         self.code_prior = CodeGaussian(c.basis_features + 1, 3, c.code_momentum, c.shrinkage)  # N(M, S)
-        self.register_buffer("calibrated_trust", torch.tensor([math.log(c.ridge), 0.0, 1.0]))  # (a, c, beta): calibrate
+        self.register_buffer("calibrated_trust", torch.tensor([math.log(c.ridge), 0.0, 0.0, 1.0]))  # (a, c, e, beta)
         self._grids: dict[tuple, tuple[tuple, tuple[Tensor, ...]]] = {}  # (kind, R, device, dtype) -> (state, values)
 
     @property
@@ -164,18 +167,19 @@ class BasisPrior(FunctionPrior):
         return features @ code_prior.statistics()[0].to(features.dtype), factor.T.contiguous(), features @ factor
 
     def trust(self) -> Tensor:
-        """(a, c, beta) of lambda = exp(a + c log(n / 100) + beta t): the trained a and c and beta = 1 while training
-        or before ``calibrate``, the refitted ones (``calibrated_trust``) with the calibrated statistics."""
+        """(a, c, e, beta) of lambda = exp(a + c log(n / 100) + e s + beta t): the trained a, c, e and beta = 1 while
+        training or before ``calibrate``, the refitted ones (``calibrated_trust``) with the calibrated statistics."""
         return self.calibrated_trust if self.code_prior.calibrated else self._trained_trust()
 
     def _trained_trust(self) -> Tensor:
         return torch.cat([self.ridge_parameters * RIDGE_STEP, self.ridge_parameters.new_ones(1)])
 
-    def ridge_lambda(self, counts: Tensor, log_factor: Tensor | float = 0.0, trust: Tensor | None = None) -> Tensor:
-        """lambda (B,) of the closed-form fit for contexts of ``counts`` (B,) known pixels given the head's judgement
-        t = ``log_factor`` (B,) of each, with ``trust`` (a, c, beta) (default: ``trust()``)."""
-        log_lambda, slope, weight = self.trust() if trust is None else trust
-        return torch.exp(log_lambda + slope * torch.log(counts.clamp_min(1) / 100) + weight * log_factor)
+    def ridge_lambda(self, terms: Tensor, log_factor: Tensor | float = 0.0, trust: Tensor | None = None) -> Tensor:
+        """lambda (B,) of the closed-form fit for contexts described by ``terms`` (B, 2) (``context_terms``: log(n /
+        100) and the spread s) given the head's judgement t = ``log_factor`` (B,) of each, with ``trust`` (a, c, e,
+        beta) (default: ``trust()``)."""
+        trust = self.trust() if trust is None else trust
+        return torch.exp(trust[0] + terms.to(trust.dtype) @ trust[1:3] + trust[3] * log_factor)
 
     def log_noise_factor(self, images: Tensor, masks: Tensor) -> Tensor:
         """t (B,): the set transformer's judgement of each context of images (B, 3, R, R) with known pixels ``masks``
@@ -197,9 +201,8 @@ class BasisPrior(FunctionPrior):
                    whitened: Tensor) -> Tensor:
         """The posterior mean of the output layer given the known pixels: with (W, b) = M + L V and V ~ N(0, I),
         a ridge fit of V on the whitened features F L to the known pixels minus the mean face F M."""
-        known = masks.reshape(len(images), -1)
-        fitted = ridge_fit(whitened, known, images.flatten(2).transpose(1, 2) - mean_face,
-                           self.ridge_lambda(known.sum(dim=1), self.log_noise_factor(images, masks)))
+        fitted = ridge_fit(whitened, masks.reshape(len(images), -1), images.flatten(2).transpose(1, 2) - mean_face,
+                           self.ridge_lambda(context_terms(masks), self.log_noise_factor(images, masks)))
         return (self.code_prior.statistics()[0] + _shared_matmul(factor_t, fitted)).flatten(1)
 
     @staticmethod
@@ -248,12 +251,12 @@ class BasisPrior(FunctionPrior):
         self.calibrated_trust.copy_(self._fit_trust(kept, codes, mirrored) if enough else self._trained_trust())
 
     def _fit_trust(self, faces: Tensor, codes: Tensor, mirrored: Tensor | None) -> Tensor:
-        """(a, c, beta) minimising the training loss of the closed-form fit on training contexts of ``faces`` (K, 3,
+        """(a, c, e, beta) minimising the training loss of the closed-form fit on training contexts of ``faces`` (K, 3,
         R, R), the first K faces of ``codes`` (N, d + 1, 3) (their mirror images: ``mirrored``), each completed under
         the statistics of the faces of the other fold (even and odd positions) rather than its own."""
         generator = torch.Generator().manual_seed(0)  # the same contexts at every calibration: a deterministic fit
         masks = training_masks(len(faces), faces.shape[-1], generator).to(faces.device)
-        judgement = self.log_noise_factor(faces, masks)
+        judgement, terms = self.log_noise_factor(faces, masks), context_terms(masks)
         features = self.grid_features(faces.shape[-1], faces.device, faces.dtype)
         folds = []
         for fold in (0, 1):
@@ -263,14 +266,14 @@ class BasisPrior(FunctionPrior):
             mean_face, _, whitened = self._prior_terms(features, self.code_prior.calibrated_on(others))
             chosen = held[:len(faces)]
             folds.append((mean_face, whitened, faces[chosen].flatten(2).transpose(1, 2), masks[chosen].flatten(1),
-                          judgement[chosen]))
+                          terms[chosen], judgement[chosen]))
         trust = self._trained_trust().detach().requires_grad_()
 
         def loss() -> Tensor:
             optimizer.zero_grad()
             total = sum(_log_mse(mean_face + whitened @ ridge_fit(whitened, known, values - mean_face,
-                                                                  self.ridge_lambda(known.sum(dim=1), t, trust)),
-                                 values).sum() for mean_face, whitened, values, known, t in folds)
+                                                                  self.ridge_lambda(described, t, trust)),
+                                 values).sum() for mean_face, whitened, values, known, described, t in folds)
             total = total / len(faces)
             total.backward()
             return total
@@ -304,9 +307,16 @@ class BasisPrior(FunctionPrior):
             self.track_codes(images, features.detach())
         codes = self._posterior(images, masks, *self._prior_terms(features))
         predictions = self.render(codes, target_coords)
-        lambda_100 = self.ridge_lambda(images.new_tensor([100.0]))[0].detach()
+        lambda_100 = self.ridge_lambda(images.new_zeros(1, 2))[0].detach()  # 100 pixels spread evenly
         return _log_mse(predictions, target_values).mean(), {"mse": (predictions - target_values).pow(2).mean().detach(),
                                                              "lambda_100": lambda_100}
+
+
+def context_terms(masks: Tensor) -> Tensor:
+    """(B, 2): log(n / 100) for n known pixels and the spread s (``hypersiren.data.context.context_spread``) of each
+    context ``masks`` (B, R, R), the terms of lambda's exponent."""
+    counts = masks.flatten(1).sum(dim=1).clamp_min(1).float()
+    return torch.stack([torch.log(counts / 100), context_spread(masks)], dim=1)
 
 
 def _log_mse(predictions: Tensor, targets: Tensor) -> Tensor:
