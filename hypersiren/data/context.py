@@ -259,7 +259,7 @@ def context_spread(masks: Tensor) -> Tensor:
     D the mean distance (in image widths) from a pixel to the nearest known one and n the count of known pixels.
 
     n pixels spread evenly at random lie D ~ 1 / (2 sqrt(n)) from the average pixel, which gives about 0; a known
-    half of a 32 x 32 face about 2.4 (most pixels lie far from any known one); every pixel known log(0.1). Masks
+    half of a 32 x 32 face about 1.8 (most pixels lie far from any known one); every pixel known log(0.1). Masks
     larger than SPREAD_CELLS a side are measured on that many cells a side, a cell known when any of its pixels is.
     A mask without a known pixel gets 0."""
     counts = masks.flatten(1).sum(dim=1).float()
